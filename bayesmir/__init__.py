@@ -1,0 +1,36 @@
+"""bayesmir: Bayesian, isomiR-aware differential expression of microRNAs.
+
+The public surface is small; everything else is internal.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from bayesmir.errors import InputError
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "read_counts": "bayesmir.data",
+    "read_samples": "bayesmir.data",
+    "load_example": "bayesmir.data",
+    "IsomirData": "bayesmir.data",
+    "Priors": "bayesmir.priors",
+    "fit": "bayesmir.driver",
+    "FitResult": "bayesmir.results",
+    "load_fit": "bayesmir.results",
+    "fit_frequentist": "bayesmir.frequentist",
+    "compare": "bayesmir.frequentist",
+    "report": "bayesmir.report",
+    "simulate": "bayesmir.simulate",
+}
+
+__all__ = ["InputError", "__version__", *_PUBLIC]
+
+
+def __getattr__(name: str):
+    """Import public names on first use, so ``import bayesmir`` stays fast."""
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'bayesmir' has no attribute {name!r}")

@@ -1,0 +1,103 @@
+"""One miRNA's model inputs as plain arrays: what every inference method receives.
+
+The driver turns an :class:`~bayesmir.data.IsomirData` and a
+:class:`~bayesmir.design.Design` into one :class:`MirnaProblem` per miRNA, so the
+inference methods know nothing of isomiR bookkeeping (and the data layer nothing
+of inference).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bayesmir.design import Design
+from bayesmir.errors import InputError
+
+NORMALISATIONS = ("total", "median_ratio")
+
+
+@dataclass(frozen=True)
+class MirnaProblem:
+    """Counts and designs of one miRNA.
+
+    Attributes
+    ----------
+    mirna : str
+        miRNA name.
+    counts : numpy.ndarray of int64, shape (n_samples, n_isomirs)
+        Counts with zeros filled in for every (sample, isomiR) pair.
+    sequences : list of str
+        IsomiR sequences, the columns of ``counts``.
+    samples : list of str
+        Sample names, the rows of ``counts``.
+    offset : numpy.ndarray, shape (n_samples,)
+        ``log(library size / 1e4)`` per sample.
+    X : numpy.ndarray, shape (n_samples, n_coefs)
+        Fixed-effects design.
+    Z : numpy.ndarray, shape (n_samples, n_re)
+        Per-isomiR random-effects design (intercept, then slopes); one column for
+        the reduced model.
+    coef_names, re_names : list of str
+        Column names of ``X`` and ``Z``.
+    """
+
+    mirna: str
+    counts: np.ndarray
+    sequences: list[str]
+    samples: list[str]
+    offset: np.ndarray
+    X: np.ndarray
+    Z: np.ndarray
+    coef_names: list[str]
+    re_names: list[str]
+
+    @property
+    def n_samples(self) -> int:
+        return self.counts.shape[0]
+
+    @property
+    def n_isomirs(self) -> int:
+        return self.counts.shape[1]
+
+
+def library_offset(
+    library_size: pd.Series, mirna_counts: pd.DataFrame | None = None, normalisation: str = "total"
+) -> pd.Series:
+    """Per-sample offset ``log(effective library size / 1e4)``.
+
+    Parameters
+    ----------
+    library_size : pandas.Series
+        Total counts ``T_i`` per sample (over all isomiRs before filtering).
+    mirna_counts : pandas.DataFrame, optional
+        miRNA-summed counts (miRNAs x samples); needed for ``"median_ratio"``.
+    normalisation : {"total", "median_ratio"}
+        ``"total"`` uses ``T_i`` as miRglmm does. ``"median_ratio"`` uses DESeq2's
+        median-of-ratios size factors of the miRNA-summed counts, rescaled to the
+        geometric mean of ``T``: robust when abundant miRNAs change (composition
+        shift), at the cost of assuming most miRNAs do not change.
+
+    Returns
+    -------
+    pandas.Series
+        Offset per sample.
+    """
+    if normalisation not in NORMALISATIONS:
+        raise InputError(f"normalisation must be one of {NORMALISATIONS}, not {normalisation!r}")
+    total = library_size.astype(float)
+    if normalisation == "total":
+        return np.log(total / 1e4)
+    if mirna_counts is None:
+        raise InputError("normalisation='median_ratio' needs the miRNA-summed counts")
+    counts = mirna_counts[total.index].to_numpy(dtype=float)
+    expressed = (counts > 0).all(axis=1)
+    if expressed.sum() < 2:
+        raise InputError("normalisation='median_ratio' needs at least 2 miRNAs with counts in every sample")
+    log_counts = np.log(counts[expressed])
+    log_ratio = log_counts - log_counts.mean(axis=1, keepdims=True)
+    log_size = np.median(log_ratio, axis=0)
+    log_size -= log_size.mean()
+    return pd.Series(log_size + np.log(total).mean() - np.log(1e4), index=total.index)
