@@ -1,0 +1,335 @@
+"""Readers: one entry point, :func:`read_counts`, that detects the format.
+
+Formats
+-------
+- long CSV/TSV (optionally gzipped): columns ``miRNA, sequence, sample, count``, one row
+  per non-zero count (zero rows are allowed);
+- wide CSV/TSV: one row per isomiR with ``miRNA`` and ``sequence`` columns and one
+  count column per sample;
+- AnnData ``.h5ad``: ``obs`` = samples (its ``library_size`` column, if any, gives
+  ``T_i``), ``var`` = isomiRs with ``miRNA`` and ``sequence`` columns, ``X`` counts;
+- R ``.rda``/``.RData``/``.rds`` holding a SummarizedExperiment as miRglmm takes it
+  (assay ``counts``, rowData ``uniqueSequence`` and ``miRNA``), read with the
+  ``rdata`` package: no R needed.
+
+Every problem is raised as one :class:`~bayesmir.InputError` naming the file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayesmir.data import validation
+from bayesmir.data.container import IsomirData
+from bayesmir.errors import InputError, describe_rows
+
+TEXT_SUFFIXES = (".csv", ".tsv", ".txt", ".tab")
+RDATA_SUFFIXES = (".rda", ".rdata", ".rds")
+
+
+def read_counts(
+    path,
+    samples=None,
+    library_size=None,
+    multimapping: str = "keep",
+    format: str | None = None,
+) -> IsomirData:
+    """Read isomiR counts (and sample metadata) into an :class:`IsomirData`.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        Counts file; the format is detected from the suffix and, for text files, the
+        header (see the module docstring).
+    samples : str, pathlib.Path or pandas.DataFrame, optional
+        Sample metadata (see :func:`read_samples`). Default: the metadata stored in
+        the file (``.h5ad``, ``.rda``) or none.
+    library_size : None, str, mapping or pandas.Series
+        ``T_i``: ``None`` computes it from the file (every distinct sequence of a
+        sample counted once); a str names a column of the sample metadata (e.g. the
+        aligner's total miRNA reads when the file is a subset); or one value per sample.
+    multimapping : {"keep", "drop", "raise"}
+        What to do with sequences annotated to several miRNAs.
+    format : {"long", "wide", "h5ad", "rda"}, optional
+        Skip detection.
+
+    Returns
+    -------
+    IsomirData
+
+    Raises
+    ------
+    InputError
+        Missing/empty/unreadable file, unknown format, or any validation problem.
+
+    Examples
+    --------
+    >>> data = read_counts("counts_long.csv", samples="samples.csv")  # doctest: +SKIP
+    """
+    path = _existing_file(path)
+    meta, meta_source = (None, "") if samples is None else read_samples(samples)
+    kind = format or detect_format(path)
+    readers = {"long": _read_long, "wide": _read_wide, "h5ad": _read_h5ad, "rda": _read_rda}
+    if kind not in readers:
+        raise InputError(f"{path}: unknown format {kind!r}; use one of {sorted(readers)}")
+    long, stored_meta, line_offset = readers[kind](path, meta)
+    if stored_meta is not None and "library_size" in stored_meta.columns:
+        stored_library_size = stored_meta.pop("library_size")
+        if library_size is None:
+            library_size = stored_library_size
+    if meta is None and stored_meta is not None:
+        meta, meta_source = stored_meta, f"{path} (sample metadata)"
+    return IsomirData.from_long(
+        long, meta, library_size=library_size, source=str(path), samples_source=meta_source or "samples",
+        multimapping=multimapping, line_offset=line_offset,
+    )
+
+
+def read_samples(samples) -> tuple[pd.DataFrame, str]:
+    """Sample metadata indexed by sample, and its source name.
+
+    Parameters
+    ----------
+    samples : str, pathlib.Path or pandas.DataFrame
+        A CSV/TSV with a ``sample`` column (else its first column holds the names),
+        or a DataFrame indexed by sample or with a ``sample`` column.
+
+    Returns
+    -------
+    (pandas.DataFrame, str)
+    """
+    if isinstance(samples, pd.DataFrame):
+        table, source = samples, "samples DataFrame"
+        if "sample" in table.columns:
+            table = table.set_index("sample")
+    else:
+        path = _existing_file(samples)
+        table, source = _read_text(path, dtype=None), str(path)
+        validation.check_not_empty(table, source)
+        name = "sample" if "sample" in table.columns else table.columns[0]
+        table = table.set_index(name)
+    return validation.validate_samples(table, source), source
+
+
+def detect_format(path: Path) -> str:
+    """``"long"``, ``"wide"``, ``"h5ad"`` or ``"rda"`` from the suffix and header."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    suffix = suffixes[-1] if suffixes else ""
+    if suffix == ".h5ad":
+        return "h5ad"
+    if suffix in RDATA_SUFFIXES:
+        return "rda"
+    if suffix not in TEXT_SUFFIXES:
+        raise InputError(
+            f"{path}: unknown file type {suffix or '(no suffix)'!r}; expected one of "
+            f"{', '.join(TEXT_SUFFIXES + ('.h5ad',) + RDATA_SUFFIXES)} (optionally .gz for text)"
+        )
+    columns = list(_read_text(path, nrows=0).columns)
+    if {"sample", "count"} & set(columns):
+        return "long"
+    if {"miRNA", "sequence"} <= set(columns):
+        return "wide"
+    validation.require_columns(pd.DataFrame(columns=columns), validation.LONG_COLUMNS, str(path))
+    raise AssertionError("unreachable")  # require_columns raised
+
+
+# ---------------------------------------------------------------------- formats
+def _read_long(path: Path, samples):
+    """Long table as read (validated later by IsomirData.from_long), no stored metadata."""
+    return _read_text(path), None, 2
+
+
+def _read_wide(path: Path, samples):
+    """Wide table melted to long (zeros left out); line numbers refer to the wide file."""
+    table = _read_text(path)
+    validation.check_not_empty(table, str(path))
+    sample_columns = [c for c in table.columns if c not in ("miRNA", "sequence")]
+    if samples is not None:
+        validation.check_sample_sets(sample_columns, samples.index, str(path), "samples")
+    if not sample_columns:
+        raise InputError(f"{path}: a wide table needs one count column per sample besides miRNA and sequence")
+    for column in ("miRNA", "sequence"):
+        validation.check_text_column(table, column, str(path), 2)
+    counts = np.column_stack([validation.check_count_column(table, c, str(path), 2) for c in sample_columns])
+    duplicated = table.duplicated(["miRNA", "sequence"], keep=False).to_numpy()
+    if duplicated.any():
+        rows = np.flatnonzero(duplicated) + 2
+        raise InputError(f"{path}, columns miRNA/sequence, rows {describe_rows(rows)}: repeated isomiR rows")
+    rows, cols = np.nonzero(counts)
+    long = pd.DataFrame(
+        {
+            "miRNA": table["miRNA"].to_numpy()[rows],
+            "sequence": table["sequence"].to_numpy()[rows],
+            "sample": np.asarray(sample_columns, dtype=object)[cols],
+            "count": counts[rows, cols],
+        }
+    )
+    return long, None, None
+
+
+def _read_h5ad(path: Path, samples):
+    import anndata
+
+    try:
+        adata = anndata.read_h5ad(path)
+    except Exception as error:  # noqa: BLE001 - any reader failure is an input problem
+        raise InputError(f"{path}: cannot read as AnnData .h5ad ({type(error).__name__}: {error})") from None
+    var = adata.var.copy()
+    if "sequence" not in var.columns and "uniqueSequence" in var.columns:
+        var = var.rename(columns={"uniqueSequence": "sequence"})
+    validation.require_columns(var, ("miRNA", "sequence"), f"{path} (var)")
+    matrix = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
+    obs = adata.obs.copy()
+    obs.index = pd.Index(obs.index.astype(str), name="sample")
+    for column in obs.columns:  # AnnData stores text columns as categoricals
+        if isinstance(obs[column].dtype, pd.CategoricalDtype) and obs[column].cat.categories.dtype == object:
+            obs[column] = obs[column].astype(object)
+    long = _matrix_to_long(matrix.T, var["miRNA"].to_numpy(), var["sequence"].to_numpy(), obs.index, path)
+    return long, obs, None
+
+
+def _read_rda(path: Path, samples):
+    """A SummarizedExperiment (miRglmm's input) from .rda/.RData/.rds."""
+    import rdata
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if path.suffix.lower() == ".rds":
+                objects = {"object": rdata.read_rds(path)}
+            else:
+                objects = rdata.read_rda(path)
+    except Exception as error:  # noqa: BLE001 - any reader failure is an input problem
+        raise InputError(f"{path}: cannot read as an R data file ({type(error).__name__}: {error})") from None
+    experiments = {k: v for k, v in objects.items() if _r_class(v) in ("SummarizedExperiment",
+                                                                        "RangedSummarizedExperiment")}
+    if len(experiments) != 1:
+        found = {k: _r_class(v) or type(v).__name__ for k, v in objects.items()}
+        raise InputError(f"{path}: expected one SummarizedExperiment object, found {found}")
+    se = next(iter(experiments.values()))
+    matrix, sample_names = _r_assay(se, path)
+    rows = _r_data_frame(se.elementMetadata)
+    if "sequence" not in rows.columns and "uniqueSequence" in rows.columns:
+        rows = rows.rename(columns={"uniqueSequence": "sequence"})
+    validation.require_columns(rows, ("miRNA", "sequence"), f"{path} (rowData)")
+    col_data = _r_data_frame(se.colData)
+    names = _r_names(se.colData.rownames) or sample_names
+    col_data.index = pd.Index([str(s) for s in names], name="sample")
+    long = _matrix_to_long(matrix, rows["miRNA"].to_numpy(), rows["sequence"].to_numpy(), col_data.index, path)
+    return long, col_data, None
+
+
+# ---------------------------------------------------------------------- helpers
+def _existing_file(path) -> Path:
+    if not isinstance(path, (str, Path)):
+        raise InputError(f"expected a file path, got {type(path).__name__}")
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if not path.is_file():
+        raise InputError(f"{path}: not a file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file")
+    return path
+
+
+def _separator(path: Path) -> str:
+    name = path.name.lower().removesuffix(".gz")
+    return "\t" if name.endswith((".tsv", ".tab", ".txt")) else ","
+
+
+def _read_text(path: Path, nrows: int | None = None, dtype=str) -> pd.DataFrame:
+    """A CSV/TSV read as text (typed later), with decoding and parsing errors as InputError."""
+    kind = "TSV" if _separator(path) == "\t" else "CSV"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # e.g. more fields than the header
+            return pd.read_csv(
+                path, sep=_separator(path), dtype=dtype, keep_default_na=False, na_values=[""], nrows=nrows,
+                encoding="utf-8", index_col=False,
+            )
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text (undecodable byte at line {_first_bad_line(path)}); "
+                         "save the file as UTF-8") from None
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: empty file (no header)") from None
+    except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as error:
+        raise InputError(f"{path}: cannot parse as {kind}: {error}") from None
+    except (OSError, EOFError, zlib.error) as error:
+        raise InputError(f"{path}: cannot read ({type(error).__name__}: {error})") from None
+
+
+def _first_bad_line(path: Path) -> int:
+    """Line number of the first byte that is not UTF-8."""
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rb") as handle:
+        raw = handle.read()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return raw[: error.start].count(b"\n") + 1
+    return 0
+
+
+def _matrix_to_long(matrix, mirnas, sequences, samples, path: Path) -> pd.DataFrame:
+    """(isomiR x sample) matrix to a long table of non-zero counts, checking the values."""
+    matrix = np.asarray(matrix)
+    if matrix.shape != (len(mirnas), len(samples)):
+        raise InputError(f"{path}: counts are {matrix.shape}, expected (isomiRs, samples) = "
+                         f"({len(mirnas)}, {len(samples)})")
+    rows, cols = np.nonzero(matrix)
+    frame = pd.DataFrame({"miRNA": np.asarray(mirnas, dtype=object)[rows],
+                          "sequence": np.asarray(sequences, dtype=object)[rows],
+                          "sample": np.asarray(samples, dtype=object)[cols], "count": matrix[rows, cols]})
+    bad = ~np.isfinite(matrix.astype(float))
+    if bad.any():
+        raise InputError(f"{path}, counts: NaN or infinite values in {int(bad.sum())} cells")
+    return frame
+
+
+def _r_class(obj) -> str:
+    cls = getattr(obj, "class", None) if not isinstance(obj, dict) else obj.get("class")
+    if cls is None:
+        return ""
+    return str(np.atleast_1d(cls)[0])
+
+
+def _r_names(value):
+    if value is None or isinstance(value, str) or np.ndim(value) == 0:
+        return None
+    return [str(v) for v in value]
+
+
+def _r_data_frame(frame) -> pd.DataFrame:
+    """An S4 DFrame (rowData/colData) as a pandas DataFrame."""
+    data = {str(k): np.asarray(v) for k, v in getattr(frame, "listData", {}).items()}
+    return pd.DataFrame(data) if data else pd.DataFrame(index=range(int(np.atleast_1d(frame.nrows)[0])))
+
+
+def _r_assay(se, path: Path):
+    """The ``counts`` assay (else the first) as a dense (isomiR x sample) array, and sample names."""
+    assays = se.assays.data.listData
+    if not assays:
+        raise InputError(f"{path}: the SummarizedExperiment has no assay")
+    name = "counts" if "counts" in assays else next(iter(assays))
+    assay = assays[name]
+    if _r_class(assay) == "dgCMatrix":
+        from scipy import sparse
+
+        n_rows, n_cols = (int(v) for v in assay.Dim)
+        matrix = sparse.csc_matrix((assay.x, assay.i, assay.p), shape=(n_rows, n_cols)).toarray()
+        names = _r_names(assay.Dimnames[1]) if assay.Dimnames else None
+        return matrix, names
+    values = getattr(assay, "values", assay)
+    names = None
+    if hasattr(assay, "coords") and len(assay.dims) == 2:
+        names = [str(v) for v in assay.coords[assay.dims[1]].values]
+    return np.asarray(values), names

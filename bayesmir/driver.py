@@ -1,0 +1,269 @@
+"""fit(): one model per miRNA, any inference method, never stopping on one failure.
+
+The driver turns an :class:`~bayesmir.data.IsomirData` into one
+:class:`~bayesmir.problem.MirnaProblem` per miRNA (design from
+:func:`~bayesmir.design.build_design`, offsets from
+:func:`~bayesmir.problem.library_offset`), fits each with the chosen method of
+:mod:`bayesmir.inference`, and collects everything in a
+:class:`~bayesmir.results.FitResult`. A miRNA whose fit raises is recorded with
+``converged=False`` and the error in ``message``; the others go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import warnings
+from collections.abc import Iterator, Sequence
+from importlib import metadata
+
+from bayesmir.design import Design, build_design
+from bayesmir.inference import Inference, diagnostics_row, get_method
+from bayesmir.model import reduced_problem
+from bayesmir.priors import Priors
+from bayesmir.problem import MirnaProblem, library_offset
+from bayesmir.results import FitResult
+
+#: Methods whose default is to fit the reduced (no-slope) model too, for model comparison.
+REDUCED_BY_DEFAULT = {"laplace"}
+
+
+def mirna_seed(seed: int, mirna: str) -> int:
+    """Per-miRNA seed derived from the run seed and the miRNA name (stable across runs)."""
+    digest = hashlib.sha256(f"{int(seed)}|{mirna}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def fit(
+    data,
+    formula: str = "~ group",
+    coef: str | None = None,
+    family: str = "nb",
+    random_slope: bool = True,
+    method: str = "laplace",
+    priors: Priors | None = None,
+    reference: dict[str, str] | None = None,
+    normalisation: str = "total",
+    seed: int = 0,
+    n_jobs: int = 1,
+    progress: bool = True,
+    reduced: bool | None = None,
+    mirnas: Sequence[str] | None = None,
+    **method_options,
+) -> FitResult:
+    """Fit the Bayesian isomiR mixed model to every miRNA of ``data``.
+
+    Parameters
+    ----------
+    data : IsomirData
+        Counts, sample metadata and library sizes.
+    formula : str
+        Fixed effects over the sample metadata, e.g. ``"~ group + lab"``.
+    coef : str, optional
+        Coefficient of interest (default: the first after the intercept).
+    family : {"nb", "poisson"}
+        Count distribution.
+    random_slope : bool
+        IsomiR-specific slopes on the term of ``coef`` (miRglmm's full model).
+    method : str
+        Inference method, one of :data:`bayesmir.inference.METHODS`
+        (``"laplace"``: nested Laplace, fast; ``"nuts"``: NUTS, the reference).
+    priors : Priors, optional
+        Prior scales; default ``Priors()``.
+    reference : dict, optional
+        Reference level per categorical variable, e.g. ``{"group": "nb"}``.
+    normalisation : {"total", "median_ratio"}
+        Library-size offset; see :func:`bayesmir.problem.library_offset`.
+    seed : int
+        Run seed; each miRNA gets :func:`mirna_seed` of it and its name.
+    n_jobs : int
+        Worker processes, for methods that allow them (not NUTS: nutpie already uses
+        every core for its chains).
+    progress : bool
+        Show a progress bar with ETA across miRNAs.
+    reduced : bool, optional
+        Also fit the model without random slopes, for model comparison in
+        :meth:`FitResult.slope_table`. Default: ``True`` for ``"laplace"``, ``False``
+        otherwise.
+    mirnas : sequence of str, optional
+        Fit only these miRNAs (default all, ``data.mirnas``).
+    **method_options
+        Passed to the method, e.g. ``draws=500, tune=500`` for NUTS.
+
+    Returns
+    -------
+    FitResult
+
+    Raises
+    ------
+    InputError
+        Bad formula/design, unknown method or normalisation.
+    """
+    design = build_design(data.samples, formula, coef, reference, random_slope)
+    mirna_counts = data.mirna_counts() if normalisation == "median_ratio" else None
+    offset = library_offset(data.library_size, mirna_counts, normalisation).loc[data.samples.index]
+    names = list(mirnas) if mirnas is not None else list(data.mirnas)
+    problems = [data.problem(name, design, offset) for name in names]
+    result = fit_problems(
+        problems, method=method, family=family, priors=priors, seed=seed, n_jobs=n_jobs,
+        progress=progress, reduced=reduced, design=design,
+        filter_report=getattr(data, "filter_report", None), **method_options,
+    )
+    result.options.update(normalisation=normalisation, reference=reference)
+    return result
+
+
+def fit_problems(
+    problems: Sequence[MirnaProblem],
+    method: str = "laplace",
+    family: str = "nb",
+    priors: Priors | None = None,
+    seed: int = 0,
+    n_jobs: int = 1,
+    progress: bool = True,
+    reduced: bool | None = None,
+    design: Design | None = None,
+    filter_report=None,
+    **method_options,
+) -> FitResult:
+    """Fit prepared :class:`MirnaProblem` objects (the loop behind :func:`fit`).
+
+    Parameters are those of :func:`fit`; ``design`` and ``filter_report`` are only
+    stored in the result.
+
+    Returns
+    -------
+    FitResult
+    """
+    priors = priors or Priors()
+    inference = get_method(method, family, priors, **method_options)
+    if inference.experimental:
+        warnings.warn(
+            f"method {method!r} is experimental: it is known to be poorly calibrated on this model "
+            "(see docs); use it for exploration and check against 'nuts'", UserWarning, stacklevel=2,
+        )
+    if reduced is None:
+        reduced = method in REDUCED_BY_DEFAULT
+    has_slope = any(problem.Z.shape[1] > 1 for problem in problems)
+    tasks = [("full", problem) for problem in problems]
+    if reduced and has_slope:
+        tasks += [("reduced", reduced_problem(problem)) for problem in problems]
+    _prepare(inference, [problem for _, problem in tasks])
+    fitted = {"full": {}, "reduced": {}}
+    rows = {"full": [], "reduced": []}
+    for kind, problem, (idata, row) in _run(inference, tasks, seed, n_jobs, progress):
+        rows[kind].append(row)
+        if idata is not None:
+            fitted[kind][problem.mirna] = idata
+    return FitResult(
+        posteriors=fitted["full"],
+        diagnostics=rows["full"],
+        posteriors_reduced=fitted["reduced"],
+        diagnostics_reduced=rows["reduced"] if reduced and has_slope else None,
+        design=design,
+        mirna_info={p.mirna: {"n_isomirs": p.n_isomirs, "n_samples": p.n_samples} for p in problems},
+        options=_run_options(inference, method, family, priors, seed, reduced, design),
+        filter_report=filter_report,
+    )
+
+
+def _prepare(inference: Inference, problems: list[MirnaProblem]) -> None:
+    """Compile once up front; a failure here is reported per miRNA by the fits themselves."""
+    try:
+        inference.prepare(problems)
+    except Exception as error:  # noqa: BLE001 - any compile failure is retried per miRNA
+        warnings.warn(f"{inference.name}: preparing the models failed ({error}); fitting anyway",
+                      RuntimeWarning, stacklevel=3)
+
+
+def fit_safely(inference: Inference, problem: MirnaProblem, seed: int):
+    """``inference.fit_timed`` that returns ``(None, failure row)`` instead of raising."""
+    try:
+        return inference.fit_timed(problem, seed)
+    except Exception as error:  # noqa: BLE001 - one miRNA must never stop the run
+        message = f"failed: {type(error).__name__}: {error}"
+        return None, diagnostics_row(problem.mirna, inference.name, converged=False, message=message)
+
+
+def _run(
+    inference: Inference, tasks: list[tuple[str, MirnaProblem]], seed: int, n_jobs: int, progress: bool
+) -> Iterator[tuple[str, MirnaProblem, tuple]]:
+    """Yield ``(kind, problem, (idata, row))`` in task order, with an optional progress bar."""
+    seeds = [mirna_seed(seed, problem.mirna) for _, problem in tasks]
+    if n_jobs != 1 and inference.process_parallel:
+        from joblib import Parallel, delayed
+
+        outputs = Parallel(n_jobs=n_jobs, return_as="generator")(
+            delayed(fit_safely)(inference, problem, s) for (_, problem), s in zip(tasks, seeds)
+        )
+    else:
+        outputs = (fit_safely(inference, problem, s) for (_, problem), s in zip(tasks, seeds))
+    with _progress_bar(len(tasks), inference.name, progress) as advance:
+        for (kind, problem), output in zip(tasks, outputs):
+            advance(problem.mirna)
+            yield kind, problem, output
+
+
+class _progress_bar:
+    """Context manager giving ``advance(label)``: a rich bar with ETA, or nothing."""
+
+    def __init__(self, total: int, method: str, show: bool) -> None:
+        self.total, self.method, self.show = total, method, show
+
+    def __enter__(self):
+        if not self.show:
+            return lambda label: None
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
+        )
+        self.bar.__enter__()
+        task = self.bar.add_task(f"bayesmir {self.method}", total=self.total, last="")
+        return lambda label: self.bar.update(task, advance=1, last=label)
+
+    def __exit__(self, *exc) -> None:
+        if self.show:
+            self.bar.__exit__(*exc)
+
+
+def _run_options(
+    inference: Inference, method: str, family: str, priors: Priors, seed: int, reduced: bool,
+    design: Design | None,
+) -> dict:
+    """What is needed to reproduce the run: options, priors and package versions."""
+    return {
+        "method": method,
+        "family": family,
+        "seed": int(seed),
+        "reduced": bool(reduced),
+        "formula": design.formula if design else None,
+        "coef": design.coef if design else None,
+        "random_slope": bool(design.slope_names) if design else None,
+        "priors": priors.to_dict(),
+        "method_options": {k: v for k, v in inference.options.items() if _is_plain(v)},
+        "experimental": inference.experimental,
+        "versions": _versions(),
+    }
+
+
+def _is_plain(value) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("bayesmir", "pymc", "pytensor", "nutpie", "arviz", "numpy", "jax"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions

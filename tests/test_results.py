@@ -1,0 +1,141 @@
+"""FitResult tables against hand-made posteriors with known draws; save/load round trip."""
+
+from __future__ import annotations
+
+import math
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from scipy import stats
+
+from bayesmir.inference.base import diagnostics_row
+from bayesmir.results import FitResult, load_fit, qvalues_from_lfsr, savage_dickey_log_bf
+
+CHAINS, DRAWS = 4, 2000
+N = CHAINS * DRAWS
+SEQUENCES = ["AAA", "CCC", "GGG"]
+COEFS = ["Intercept", "group[T.b]"]
+
+
+def hand_made_idata(mean: float, sd: float, seed: int, slope_sd_draws=None, lml=None) -> az.InferenceData:
+    """Posterior with beta[group] ~ N(mean, sd), constant isomiR intercepts log(1, 2, 3), isomiR
+    slope deviations ~ N(0.1 * j, 0.05)."""
+    rng = np.random.default_rng(seed)
+    shape = (CHAINS, DRAWS)
+    beta = np.stack([rng.normal(1.0, 0.1, shape), rng.normal(mean, sd, shape)], axis=-1)
+    effect = np.empty((*shape, 3, 2))
+    effect[..., 0] = np.log([1.0, 2.0, 3.0])
+    effect[..., 1] = rng.normal([0.0, 0.1, 0.2], 0.05, (*shape, 3))
+    sd_slope = rng.uniform(0, 1, shape) if slope_sd_draws is None else slope_sd_draws.reshape(shape)
+    posterior = xr.Dataset(
+        {
+            "beta": (("chain", "draw", "coef"), beta),
+            "sd_isomir": (("chain", "draw", "re_term"), np.stack([np.ones(shape), sd_slope], -1)),
+            "isomir_effect": (("chain", "draw", "isomir", "re_term"), effect),
+            "sd_sample": (("chain", "draw"), np.full(shape, 0.2)),
+        },
+        coords={"chain": np.arange(CHAINS), "draw": np.arange(DRAWS), "coef": COEFS, "re_term": COEFS,
+                "isomir": SEQUENCES},
+        attrs={"method": "hand", "family": "nb"} | ({} if lml is None else {"log_marginal_likelihood": lml}),
+    )
+    return az.InferenceData(posterior=posterior)
+
+
+@pytest.fixture(scope="module")
+def result() -> FitResult:
+    truths = {"mir-a": (0.5, 0.4), "mir-b": (-1.0, 0.5), "mir-c": (0.05, 0.3)}
+    posteriors = {m: hand_made_idata(mu, s, seed=k) for k, (m, (mu, s)) in enumerate(truths.items())}
+    rows = [diagnostics_row(m, "hand", converged=True, rhat=1.0) for m in truths]
+    rows[2]["converged"], rows[2]["message"] = False, "R-hat 1.2 >= 1.01"
+    rows.append(diagnostics_row("mir-fail", "hand", converged=False, message="failed: ValueError: boom"))
+    info = {m: {"n_isomirs": 3, "n_samples": 10} for m in [*truths, "mir-fail"]}
+    fit = FitResult(posteriors, rows, mirna_info=info, options={"method": "hand", "priors": {}})
+    fit.truths = truths
+    return fit
+
+
+def test_mirna_table_matches_normal_theory(result):
+    """Mean within 5 MC standard errors; lfsr = Phi(-|mu|/sd) and P(|b| > delta) within 5 binomial
+    SE; interval ends within 0.15 sd (quantile MC error at n = 8000 is ~0.04 sd)."""
+    table = result.mirna_table(delta=0.2).set_index("miRNA")
+    for mirna, (mu, sd) in result.truths.items():
+        row = table.loc[mirna]
+        assert row["coef"] == "group[T.b]"
+        assert abs(row["mean"] - mu) < 5 * sd / math.sqrt(N)
+        expected_lfsr = stats.norm.cdf(-abs(mu) / sd)
+        assert abs(row["lfsr"] - expected_lfsr) < 5 * math.sqrt(expected_lfsr * (1 - expected_lfsr) / N) + 1e-9
+        p_gt = stats.norm.cdf((-0.2 - mu) / sd) + stats.norm.sf((0.2 - mu) / sd)
+        assert abs(row["p_abs_gt_delta"] - p_gt) < 5 * math.sqrt(p_gt * (1 - p_gt) / N)
+        for column, z in [("eti_low", -1.96), ("eti_high", 1.96), ("hdi_low", -1.96), ("hdi_high", 1.96)]:
+            assert abs(row[column] - (mu + z * sd)) < 0.15 * sd, column
+        assert row["n_isomirs"] == 3 and row["n_samples"] == 10
+    assert table.loc["mir-a", "flag"] == "" and table.loc["mir-a", "converged"]
+    assert table.loc["mir-c", "flag"].startswith("not converged") and not table.loc["mir-c", "converged"]
+    assert table.loc["mir-fail", "flag"].startswith("failed") and np.isnan(table.loc["mir-fail", "lfsr"])
+
+
+def test_qvalue_is_running_mean_of_sorted_lfsr(result):
+    """Hand-computed: lfsr (0.3, 0.01, NaN, 0.1) -> sorted 0.01, 0.1, 0.3 -> q 0.01, 0.055, 0.41/3."""
+    q = qvalues_from_lfsr([0.3, 0.01, np.nan, 0.1])
+    np.testing.assert_allclose(q, [0.41 / 3, 0.01, np.nan, 0.055], rtol=1e-12)
+    table = result.mirna_table()
+    finite = table.dropna(subset=["lfsr"])
+    np.testing.assert_allclose(finite["qvalue"], qvalues_from_lfsr(finite["lfsr"]), rtol=1e-12)
+    assert (finite["qvalue"] <= finite["lfsr"].max() + 1e-12).all()
+
+
+def test_isomir_table_shares_and_fold_changes(result):
+    """Baseline shares are exactly 1/6, 2/6, 3/6 (constant intercept effects log 1, 2, 3); isomiR
+    log fold change = beta + deviation (means add exactly); deviation means 0, 0.1, 0.2 within 5 SE."""
+    table = result.isomir_table()
+    one = table[table["miRNA"] == "mir-a"].set_index("sequence")
+    np.testing.assert_allclose(one["baseline_share_mean"], [1 / 6, 2 / 6, 3 / 6], rtol=1e-12)
+    beta_mean = result.posteriors["mir-a"].posterior["beta"].sel(coef="group[T.b]").mean().item()
+    np.testing.assert_allclose(one["logfc_mean"], beta_mean + one["deviation_mean"], rtol=1e-9)
+    np.testing.assert_allclose(one["deviation_mean"], [0.0, 0.1, 0.2], atol=5 * 0.05 / math.sqrt(N))
+    assert table[table["miRNA"] == "mir-fail"]["flag"].iloc[0].startswith("failed")
+
+
+def test_savage_dickey_is_zero_when_posterior_equals_prior():
+    """Draws from the half-normal prior itself: log BF = 0 up to KDE error (0.15 at n = 8000)."""
+    draws = np.abs(np.random.default_rng(3).normal(0, 1.0, N))
+    assert abs(savage_dickey_log_bf(draws, prior_scale=1.0)) < 0.15
+    away = np.random.default_rng(4).normal(0.8, 0.1, N)  # posterior far from 0: strong evidence
+    assert savage_dickey_log_bf(away, prior_scale=1.0) > 5
+
+
+def test_slope_table_bayes_factor_and_elpd_conventions():
+    """log_bayes_factor = difference of the attrs; identical full/reduced fits give ELPD diff 0."""
+    full = hand_made_idata(0.5, 0.2, seed=1, lml=-100.0)
+    reduced = hand_made_idata(0.5, 0.2, seed=1, lml=-103.5)
+    loglik = xr.Dataset({"count": (("chain", "draw", "obs"), np.random.default_rng(0).normal(-2, 0.1, (CHAINS, DRAWS, 5)))})
+    full.add_groups(log_likelihood=loglik)
+    reduced.add_groups(log_likelihood=loglik)
+    rows = [diagnostics_row("m", "hand", converged=True)]
+    fit = FitResult({"m": full}, rows, {"m": reduced}, rows, options={"priors": {"sd_slope_scale": 1.0}})
+    row = fit.slope_table(delta=0.5).iloc[0]
+    assert row["log_bayes_factor"] == pytest.approx(3.5, abs=1e-12)
+    assert row["elpd_diff"] == pytest.approx(0.0, abs=1e-9) and row["elpd_diff_se"] == pytest.approx(0.0, abs=1e-9)
+    sd = full.posterior["sd_isomir"].sel(re_term="group[T.b]").values
+    assert row["p_sd_slope_gt_delta"] == pytest.approx(np.mean(sd > 0.5), abs=1e-12)
+    assert row["term"] == "group[T.b]" and row["converged"]
+
+
+def test_save_load_round_trip_is_exact(result, tmp_path):
+    path = result.save(tmp_path / "run")
+    loaded = load_fit(path)
+    pd.testing.assert_frame_equal(loaded.diagnostics, result.diagnostics)
+    pd.testing.assert_frame_equal(loaded.mirna_info, result.mirna_info, check_dtype=False)
+    assert loaded.options == result.options
+    assert set(loaded.posteriors) == set(result.posteriors)
+    for mirna, idata in result.posteriors.items():
+        xr.testing.assert_equal(loaded.posteriors[mirna].posterior, idata.posterior)
+    pd.testing.assert_frame_equal(loaded.mirna_table(), result.mirna_table())
+
+
+def test_posterior_lookup_names_failure(result):
+    with pytest.raises(KeyError, match="boom"):
+        result.posterior("mir-fail")
