@@ -128,28 +128,45 @@ class LaplaceInference(Inference):
         return marginal.pack_problem(problem, prior_sd)
 
     def hyper_mode(self, data: marginal.Arrays, q: int):
-        """L-BFGS-B on ``-log p(psi | y)``; returns (psi, value, mode, scipy result)."""
-        z = marginal.initial_latent(data, True)
-        state = {"z": z}
+        """Mode of ``log p(psi | y)``: L-BFGS-B in coordinates scaled by the curvature at the start.
 
-        def negative(psi):
-            value, grad, mode, converged = _objective(jnp.asarray(psi), data, state["z"], self._priors_vec, q,
-                                                      self.family)
-            if np.isfinite(float(value)) and bool(converged):
-                state["z"] = mode
-                return -float(value), -np.asarray(grad)
-            return np.inf, np.zeros_like(psi)
+        Returns ``(psi, value, latent mode, scipy result)``. A point where the inner
+        Newton iterations fail (warm and cold start) gets a large finite value so the
+        line search backs off.
+        """
+        cold = marginal.initial_latent(data, True)
+        state = {"z": cold}
+
+        def evaluate(psi):
+            for z0 in (state["z"], cold):
+                value, grad, mode, converged = _objective(jnp.asarray(psi), data, z0, self._priors_vec, q,
+                                                          self.family)
+                if bool(converged) and np.isfinite(float(value)):
+                    state["z"] = mode
+                    return float(value), np.asarray(grad)
+            return None, None
 
         start = hyper.initial_psi(q, self.family)
-        bounds = [(-12.0, 4.0)] * q + [(-5.0, 5.0)] * (q * (q - 1) // 2) + [(-12.0, 4.0)]
-        bounds += [(-6.0, np.log(1e6))] if self.family == "nb" else []
-        result = optimize.minimize(negative, start, jac=True, method="L-BFGS-B", bounds=bounds,
-                                   options={"maxiter": self.options["max_iterations"]})
-        value, _, mode, _ = _objective(jnp.asarray(result.x), data, state["z"], self._priors_vec, q, self.family)
-        return result.x, float(value), mode, result
+        scale = 1.0 / np.sqrt(np.clip(np.abs(np.diag(self._curvature(start, data, state["z"], q))), 1e-2, 1e6))
+        lower, upper = (np.array(b) for b in zip(*_bounds(q, self.family)))
 
-    def hyper_covariance(self, psi: np.ndarray, data, mode, q: int) -> np.ndarray:
-        """Inverse negative Hessian of the log posterior at ``psi`` (central differences of the gradient)."""
+        def negative(x):
+            value, grad = evaluate(start + scale * x)
+            if value is None:
+                return 1e10, np.zeros_like(x)
+            return -value, -grad * scale
+
+        result = optimize.minimize(
+            negative, np.zeros_like(start), jac=True, method="L-BFGS-B",
+            bounds=list(zip((lower - start) / scale, (upper - start) / scale)),
+            options={"maxiter": self.options["max_iterations"]},
+        )
+        psi = start + scale * result.x
+        value, _ = evaluate(psi)
+        return psi, value, state["z"], result
+
+    def _curvature(self, psi: np.ndarray, data, mode, q: int) -> np.ndarray:
+        """Hessian of the log posterior of ``psi`` by central differences of the gradient."""
         step = 1e-4
         d = psi.size
         hessian = np.zeros((d, d))
@@ -159,9 +176,12 @@ class LaplaceInference(Inference):
             grads = [np.asarray(_objective(jnp.asarray(psi + sign * shift), data, mode, self._priors_vec, q,
                                            self.family)[1]) for sign in (1, -1)]
             hessian[:, k] = (grads[0] - grads[1]) / (2 * step)
-        precision = -0.5 * (hessian + hessian.T)
-        eigenvalues, vectors = np.linalg.eigh(precision)
-        eigenvalues = np.clip(eigenvalues, 1e-2, None)  # flat directions: at most SD 10 in psi units
+        return 0.5 * (hessian + hessian.T)
+
+    def hyper_covariance(self, psi: np.ndarray, data, mode, q: int) -> np.ndarray:
+        """Inverse negative Hessian of the log posterior at ``psi`` (flat directions capped at SD 10)."""
+        eigenvalues, vectors = np.linalg.eigh(-self._curvature(psi, data, mode, q))
+        eigenvalues = np.clip(eigenvalues, 1e-2, None)
         return (vectors / eigenvalues) @ vectors.T
 
     def importance_sample(self, psi, covariance, data, mode, q, rng):
@@ -238,6 +258,12 @@ def _latent_draws(points, chosen, data, z0, normals_g, normals_w, q, family):
         return jax.tree_util.tree_map(lambda leaf: leaf[0], draws)
 
     return jax.lax.map(one, (chosen, normals_g, normals_w), batch_size=_DRAW_BATCH)
+
+
+def _bounds(q: int, family: str) -> list[tuple[float, float]]:
+    """Box for ``psi``: SDs in [6e-6, 55], partial correlations within tanh(+-5), theta in [2.5e-3, 1e6]."""
+    bounds = [(-12.0, 4.0)] * q + [(-5.0, 5.0)] * (q * (q - 1) // 2) + [(-12.0, 4.0)]
+    return bounds + ([(-6.0, math.log(1e6))] if family == "nb" else [])
 
 
 def _log_student_t(points, centre, chol, df) -> np.ndarray:

@@ -1,0 +1,427 @@
+"""Bayesian against frequentist results, miRNA by miRNA; and reading the R original's results.
+
+:func:`compare` joins a Bayesian fit (``FitResult.mirna_table()`` and ``slope_table()``) with
+a frequentist table (``fit_frequentist``/``lrt``, ``fit_aggregated`` for one method, or
+:func:`import_r_results` of a CSV written by miRglmm / lme4 ``glmer.nb``) and returns a
+:class:`ComparisonResult`: a per-miRNA ``table`` and a ``summary`` dict.
+
+Calls at level ``alpha`` (default 0.05):
+
+- Bayesian: ``lfsr < alpha`` or ``qvalue < alpha``;
+- frequentist: Benjamini-Hochberg-adjusted Wald p (over the frequentist table) ``< alpha``;
+- isomiR slopes: Bayesian when ``log_bayes_factor`` (else Savage-Dickey's) exceeds
+  ``log(3)`` ("positive" evidence, Kass & Raftery); frequentist when the LRT p
+  (``lrt_p_mixture``, else ``lrt_p_naive``) is below ``alpha``, unadjusted as in miRglmm.
+
+A miRNA is flagged ``disagree`` when both tables have it and the calls differ, or both call
+it with opposite signs; ``reason`` says which, and notes fits that did not converge or are
+singular.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+from bayesmir.errors import InputError
+
+SLOPE_LOG_BF = float(np.log(3.0))
+"""Log Bayes factor above which the Bayesian side calls an isomiR-specific slope."""
+Z_95 = stats.norm.ppf(0.975)
+
+# contract column -> accepted names in an R results file (first found wins; case-insensitive)
+R_COLUMNS = {
+    "miRNA": ["miRNA", "mirna"],
+    "estimate": ["estimate", "logFC"],
+    "se": ["se", "SE"],
+    "ci_low": ["ci_low", "CI_low"],
+    "ci_high": ["ci_high", "CI_high"],
+    "wald_p": ["wald_p", "p", "pvalue"],
+    "theta": ["theta"],
+    "sd_isomir": ["sd_isomir", "sd_int_seq"],
+    "sd_slope": ["sd_slope", "sd_slope_seq"],
+    "corr_isomir": ["corr_isomir", "cor_seq"],
+    "sd_sample": ["sd_sample"],
+    "loglik": ["loglik", "loglik_full"],
+    "loglik_reduced": ["loglik_reduced"],
+    "converged": ["converged"],
+    "singular": ["singular"],
+    "message": ["message", "warnings", "warnings_full"],
+    "n_isomirs": ["n_isomirs"],
+    "n_samples": ["n_samples"],
+    "lrt_stat": ["lrt_stat"],
+    "lrt_df": ["lrt_df"],
+    "lrt_p_naive": ["lrt_p"],
+}
+R_REQUIRED = ("miRNA", "estimate", "se")
+R_ORDER = [
+    "miRNA", "coef", "estimate", "se", "ci_low", "ci_high", "wald_p", "theta", "sd_isomir",
+    "sd_slope", "corr_isomir", "sd_sample", "loglik", "converged", "singular", "message",
+    "n_isomirs", "n_samples", "loglik_reduced", "lrt_stat", "lrt_df", "lrt_p_naive", "lrt_p_mixture",
+]
+"""Column order of :func:`import_r_results` (the frequentist contract's, then the LRT's)."""
+R_DEFAULT_PREFIX = "nb_full_"
+"""Column prefix of miRglmm's full NB model in files holding several models."""
+
+
+@dataclass
+class ComparisonResult:
+    """Per-miRNA comparison table and its summary.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per miRNA (outer join): ``miRNA, coef, estimate_bayes, sd_bayes, eti_low,
+        eti_high, lfsr, qvalue, estimate_freq, se_freq, ci_low_freq, ci_high_freq, wald_p,
+        padj_freq, difference`` (Bayes - frequentist), ``width_ratio`` (95% interval widths,
+        Bayes / frequentist), ``sign_agree, call_bayes, call_freq, disagree, reason,
+        converged_bayes, converged_freq, singular``, and slope evidence ``sd_slope_bayes,
+        log_bayes_factor, sd_slope_freq, lrt_p, slope_call_bayes, slope_call_freq,
+        slope_disagree``.
+    summary : dict
+        ``n_mirnas`` (in both tables), ``pearson``, ``spearman`` (of the estimates),
+        ``median_difference``, ``median_width_ratio``, call counts ``n_both, n_bayes_only,
+        n_freq_only, n_neither``, ``agreement`` (fraction), ``kappa`` (Cohen's), ``n_sign_disagree``,
+        and the same counts and ``slope_kappa`` for the slope calls.
+    """
+
+    table: pd.DataFrame
+    summary: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        s = self.summary
+        return (
+            f"ComparisonResult({s.get('n_mirnas', 0)} miRNAs in both; estimates r = "
+            f"{s.get('pearson', np.nan):.3f}; calls: {s.get('n_both', 0)} both, "
+            f"{s.get('n_bayes_only', 0)} Bayes only, {s.get('n_freq_only', 0)} frequentist only, "
+            f"kappa = {s.get('kappa', np.nan):.2f})"
+        )
+
+
+def compare(fit, freq: pd.DataFrame, coef: str | None = None, alpha: float = 0.05) -> ComparisonResult:
+    """Compare a Bayesian fit with frequentist results miRNA by miRNA.
+
+    Parameters
+    ----------
+    fit : FitResult or pandas.DataFrame
+        A fit (its ``mirna_table()`` and, if present, ``slope_table()`` are used) or a
+        table with ``mirna_table`` columns.
+    freq : pandas.DataFrame
+        Frequentist table (contract columns; ``p`` is accepted for ``wald_p``). A
+        ``fit_aggregated`` table must hold one method.
+    coef : str, optional
+        Coefficient to compare; default the first in the Bayesian table.
+    alpha : float
+        Level of the calls.
+
+    Returns
+    -------
+    ComparisonResult
+    """
+    bayes = _bayes_side(fit, coef)
+    coef = str(bayes["coef"].iloc[0]) if len(bayes) else coef
+    table = pd.merge(bayes, _freq_side(freq, coef, alpha), on="miRNA", how="outer", sort=True)
+    table["coef"] = coef
+    table = _with_comparisons(table, alpha)
+    return ComparisonResult(table=table, summary=_summary(table))
+
+
+def _bayes_side(fit, coef: str | None) -> pd.DataFrame:
+    """Bayesian columns per miRNA: estimate, interval, lfsr/qvalue, slope evidence."""
+    table = fit if isinstance(fit, pd.DataFrame) else fit.mirna_table()
+    _require(table, ["miRNA", "coef", "mean", "sd", "eti_low", "eti_high", "lfsr"], "Bayesian table")
+    chosen = coef if coef is not None else (table["coef"].iloc[0] if len(table) else None)
+    table = table[table["coef"].map(_coef_key) == _coef_key(chosen)]
+    if table.empty:
+        raise InputError(f"compare: coefficient {chosen!r} is not in the Bayesian table")
+    side = pd.DataFrame({
+        "miRNA": table["miRNA"].astype(str), "coef": table["coef"].astype(str),
+        "estimate_bayes": table["mean"], "sd_bayes": table["sd"],
+        "eti_low": table["eti_low"], "eti_high": table["eti_high"], "lfsr": table["lfsr"],
+        "qvalue": table.get("qvalue", pd.Series(np.nan, index=table.index)),
+        "converged_bayes": table.get("converged", pd.Series(True, index=table.index)),
+    })
+    slopes = _slope_side(fit)
+    return side.merge(slopes, on="miRNA", how="left") if slopes is not None else side
+
+
+def _slope_side(fit) -> pd.DataFrame | None:
+    """One slope-evidence row per miRNA (the first slope term) from ``fit.slope_table()``."""
+    if isinstance(fit, pd.DataFrame) or not hasattr(fit, "slope_table"):
+        return None
+    table = fit.slope_table()
+    if table is None or table.empty:
+        return None
+    table = table.drop_duplicates("miRNA")
+    log_bf = table.get("log_bayes_factor", pd.Series(np.nan, index=table.index))
+    if "log_bf_savage_dickey" in table:
+        log_bf = log_bf.fillna(table["log_bf_savage_dickey"])
+    return pd.DataFrame({
+        "miRNA": table["miRNA"].astype(str),
+        "sd_slope_bayes": table.get("sd_slope_median", pd.Series(np.nan, index=table.index)),
+        "log_bayes_factor": log_bf,
+    })
+
+
+def _freq_side(freq: pd.DataFrame, coef: str | None, alpha: float) -> pd.DataFrame:
+    """Frequentist columns per miRNA for ``coef``, with BH-adjusted Wald p."""
+    freq = freq.rename(columns={"p": "wald_p"}) if "wald_p" not in freq and "p" in freq else freq
+    _require(freq, ["miRNA", "estimate", "se", "wald_p"], "frequentist table")
+    if "method" in freq and freq["method"].nunique() > 1:
+        raise InputError(
+            f"compare: the frequentist table holds methods {sorted(freq['method'].unique())}; "
+            "pass one, e.g. freq[freq['method'] == 'nbglm']"
+        )
+    if "coef" in freq and freq["coef"].notna().any() and coef is not None:
+        keys = freq["coef"].map(_coef_key)
+        if not (keys == _coef_key(coef)).any():
+            raise InputError(
+                f"compare: coefficient {coef!r} is not in the frequentist table "
+                f"(it has {sorted(freq['coef'].dropna().astype(str).unique())})"
+            )
+        freq = freq[keys == _coef_key(coef)]
+    wald_p = freq["wald_p"].to_numpy(dtype=float)
+    padj = np.full(len(freq), np.nan)
+    finite = np.isfinite(wald_p)
+    if finite.any():
+        padj[finite] = multipletests(wald_p[finite], method="fdr_bh")[1]
+    estimate, se = freq["estimate"].astype(float), freq["se"].astype(float)
+    lrt_p, sd_slope = _lrt_p(freq), freq.get("sd_slope", pd.Series(np.nan, index=freq.index))
+    return pd.DataFrame({
+        "miRNA": freq["miRNA"].astype(str), "estimate_freq": estimate, "se_freq": se,
+        "ci_low_freq": freq.get("ci_low", estimate - Z_95 * se),
+        "ci_high_freq": freq.get("ci_high", estimate + Z_95 * se),
+        "wald_p": wald_p, "padj_freq": padj,
+        "converged_freq": freq.get("converged", pd.Series(True, index=freq.index)),
+        "singular": freq.get("singular", pd.Series(False, index=freq.index)),
+        "sd_slope_freq": sd_slope, "lrt_p": lrt_p,
+    })
+
+
+def _lrt_p(freq: pd.DataFrame) -> pd.Series:
+    for column in ("lrt_p_mixture", "lrt_p_naive", "lrt_p"):
+        if column in freq and freq[column].notna().any():
+            return freq[column].astype(float)
+    return pd.Series(np.nan, index=freq.index)
+
+
+def _with_comparisons(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """Differences, interval width ratio, calls and disagreement flags."""
+    in_both = table["estimate_bayes"].notna() & table["estimate_freq"].notna()
+    table["difference"] = table["estimate_bayes"] - table["estimate_freq"]
+    table["width_ratio"] = (table["eti_high"] - table["eti_low"]) / (
+        table["ci_high_freq"] - table["ci_low_freq"])
+    # a zero estimate is no opposite sign; missing on either side is no agreement
+    table["sign_agree"] = (table["estimate_bayes"] * table["estimate_freq"]) >= 0
+    table["call_bayes"] = (table["lfsr"] < alpha) | (table["qvalue"] < alpha)
+    table["call_freq"] = table["padj_freq"] < alpha
+    both_called = table["call_bayes"] & table["call_freq"]
+    table["disagree"] = in_both & ((table["call_bayes"] != table["call_freq"])
+                                   | (both_called & ~table["sign_agree"]))
+    table["reason"] = [_reason(row) for row in table.itertuples()]
+    if "log_bayes_factor" not in table:
+        table["sd_slope_bayes"], table["log_bayes_factor"] = np.nan, np.nan
+    table["slope_call_bayes"] = _call_or_na(table["log_bayes_factor"], lambda v: v > SLOPE_LOG_BF)
+    table["slope_call_freq"] = _call_or_na(table["lrt_p"], lambda v: v < alpha)
+    both_slopes = table["slope_call_bayes"].notna() & table["slope_call_freq"].notna()
+    table["slope_disagree"] = both_slopes & (table["slope_call_bayes"] != table["slope_call_freq"])
+    for column in ("converged_bayes", "converged_freq", "singular"):
+        table[column] = table[column].astype("boolean")
+    return table[_TABLE_COLUMNS]
+
+
+_TABLE_COLUMNS = [
+    "miRNA", "coef", "estimate_bayes", "sd_bayes", "eti_low", "eti_high", "lfsr", "qvalue",
+    "estimate_freq", "se_freq", "ci_low_freq", "ci_high_freq", "wald_p", "padj_freq",
+    "difference", "width_ratio", "sign_agree", "call_bayes", "call_freq", "disagree", "reason",
+    "converged_bayes", "converged_freq", "singular", "sd_slope_bayes", "log_bayes_factor",
+    "sd_slope_freq", "lrt_p", "slope_call_bayes", "slope_call_freq", "slope_disagree",
+]
+
+
+def _call_or_na(values: pd.Series, rule) -> pd.Series:
+    values = values.astype(float)
+    return pd.Series(np.where(values.notna(), rule(values), pd.NA), index=values.index, dtype="boolean")
+
+
+def _reason(row) -> str:
+    """Why a miRNA's calls differ (empty when they agree), with fit-quality notes."""
+    if pd.isna(row.estimate_bayes) and pd.isna(row.estimate_freq):
+        return "no estimate on either side"
+    if pd.isna(row.estimate_bayes):
+        return "no Bayesian estimate"
+    if pd.isna(row.estimate_freq):
+        return "no frequentist estimate"
+    if not row.disagree:
+        return ""
+    if row.call_bayes and row.call_freq:
+        text = "opposite signs, both significant"
+    elif row.call_bayes:
+        text = "significant in Bayes only"
+    else:
+        text = "significant in frequentist only"
+    notes = [note for note, bad in (
+        ("Bayesian fit not converged", _is_false(row.converged_bayes)),
+        ("frequentist fit not converged", _is_false(row.converged_freq)),
+        ("frequentist fit singular", _is_true(row.singular)),
+    ) if bad]
+    return "; ".join([text, *notes])
+
+
+def _is_true(value) -> bool:
+    return not pd.isna(value) and bool(value)
+
+
+def _is_false(value) -> bool:
+    return not pd.isna(value) and not bool(value)
+
+
+def _summary(table: pd.DataFrame) -> dict:
+    """Correlation of estimates and agreement of calls over miRNAs in both tables."""
+    both = table[table["estimate_bayes"].notna() & table["estimate_freq"].notna()]
+    summary = {"n_mirnas": len(both), "n_bayes_only_table": int(table["estimate_freq"].isna().sum()),
+               "n_freq_only_table": int(table["estimate_bayes"].isna().sum())}
+    if len(both) >= 3:
+        summary["pearson"] = float(stats.pearsonr(both["estimate_bayes"], both["estimate_freq"])[0])
+        summary["spearman"] = float(stats.spearmanr(both["estimate_bayes"], both["estimate_freq"])[0])
+    else:
+        summary["pearson"] = summary["spearman"] = np.nan
+    summary["median_difference"] = float(both["difference"].median()) if len(both) else np.nan
+    summary["median_width_ratio"] = float(both["width_ratio"].median()) if len(both) else np.nan
+    summary.update(_agreement(both["call_bayes"], both["call_freq"]))
+    summary["n_sign_disagree"] = int((~both["sign_agree"]).sum())
+    slopes = both[both["slope_call_bayes"].notna() & both["slope_call_freq"].notna()]
+    slope = _agreement(slopes["slope_call_bayes"], slopes["slope_call_freq"])
+    summary.update({f"slope_{key}": value for key, value in slope.items()})
+    return summary
+
+
+def _agreement(bayes: pd.Series, freq: pd.Series) -> dict:
+    """2 x 2 counts of two sets of calls, fraction agreeing and Cohen's kappa."""
+    bayes, freq = bayes.astype(bool).to_numpy(), freq.astype(bool).to_numpy()
+    counts = {"n_both": int((bayes & freq).sum()), "n_bayes_only": int((bayes & ~freq).sum()),
+              "n_freq_only": int((~bayes & freq).sum()), "n_neither": int((~bayes & ~freq).sum())}
+    n = len(bayes)
+    counts["agreement"] = float((bayes == freq).mean()) if n else np.nan
+    chance = (bayes.mean() * freq.mean() + (1 - bayes.mean()) * (1 - freq.mean())) if n else 1.0
+    if n == 0 or np.isclose(chance, 1.0):
+        counts["kappa"] = np.nan  # undefined: every call the same on both sides
+    else:
+        counts["kappa"] = float((counts["agreement"] - chance) / (1 - chance))  # Cohen's kappa
+    return counts
+
+
+def _coef_key(name) -> str:
+    """Coefficient name comparable across naming styles: ``group[T.case]`` ~ R's ``groupcase``."""
+    text = str(name)
+    return text.replace("[T.", "").replace("]", "") if "[T." in text else text
+
+
+def _require(table: pd.DataFrame, columns: list[str], what: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise InputError(f"compare: the {what} lacks column(s) {missing}; it has {list(table.columns)}")
+
+
+def import_r_results(path: str | Path, prefix: str | None = None) -> pd.DataFrame:
+    """Read miRglmm / lme4 ``glmer.nb`` results written by R into the frequentist contract.
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV with at least ``miRNA``, ``estimate`` or ``logFC``, ``SE``; optionally
+        ``ci_low``/``CI_low``, ``ci_high``, ``wald_p``, ``theta``, ``sd_slope``, ``sd_isomir``,
+        ``sd_sample``, ``singular``, ``converged``, ``lrt_stat``, ``lrt_df`` and the
+        random-slope LRT p as ``lrt_p`` or ``LRT_p`` (case-insensitive).
+    prefix : str, optional
+        Column prefix of the model to read in files with several (``"nb_full_"``,
+        ``"pois_full_"``, ``"tmb_"``); default none when plain names exist, else ``"nb_full_"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Frequentist contract columns that the file provides (``coef`` NaN: R files do not
+        name it), plus ``lrt_p_naive`` (R's ``anova`` p, chi-square on ``lrt_df``) and
+        ``lrt_p_mixture`` (50:50 chi-square mixture on ``lrt_df - 1`` and ``lrt_df``) when the
+        LRT statistic is given.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, or a required column missing (named, with the file).
+    """
+    path = Path(path)
+    try:
+        raw = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot read the R results as CSV: {error}") from None
+    prefix = _model_prefix(raw, prefix, path)
+    table = pd.DataFrame(index=raw.index)
+    for target, names in R_COLUMNS.items():
+        column = _find_column(raw, names, prefix)
+        if column is not None:
+            table[target] = raw[column]
+    missing = [target for target in R_REQUIRED if target not in table]
+    if missing:
+        wanted = [" or ".join(f"{prefix if t != 'miRNA' else ''}{n}" for n in R_COLUMNS[t]) for t in missing]
+        raise InputError(f"{path}: missing column(s) {wanted}; the file has {list(raw.columns)}")
+    return _r_table(table)
+
+
+def _model_prefix(raw: pd.DataFrame, prefix: str | None, path: Path) -> str:
+    if prefix is not None:
+        return prefix
+    lower = {c.lower() for c in raw.columns}
+    if "estimate" in lower or "logfc" in lower:
+        return ""
+    if f"{R_DEFAULT_PREFIX}logfc" in lower:
+        return R_DEFAULT_PREFIX
+    return ""
+
+
+def _find_column(raw: pd.DataFrame, names: list[str], prefix: str) -> str | None:
+    """First column matching a name, prefixed name first (case-insensitive)."""
+    lower = {c.lower(): c for c in raw.columns}
+    for name in names:
+        for candidate in (f"{prefix}{name}", name):
+            if candidate.lower() in lower:
+                return lower[candidate.lower()]
+    if names[0] == "miRNA" and "unnamed: 0" in lower:
+        return lower["unnamed: 0"]  # R's write.csv with row names
+    return None
+
+
+def _r_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Fill derived contract columns: coef, Wald interval and p, LRT p-values, flags."""
+    table["miRNA"] = table["miRNA"].astype(str)
+    table.insert(1, "coef", np.nan)
+    estimate, se = table["estimate"].astype(float), table["se"].astype(float)
+    if "ci_low" not in table:
+        table["ci_low"], table["ci_high"] = estimate - Z_95 * se, estimate + Z_95 * se
+    if "wald_p" not in table:
+        table["wald_p"] = 2 * stats.norm.sf(np.abs(estimate / se))
+    if "converged" not in table:
+        table["converged"] = estimate.notna() & se.notna()
+    for flag in ("converged", "singular"):
+        if flag in table:
+            table[flag] = table[flag].map(_as_bool).astype("boolean")
+    if "lrt_stat" in table:
+        df = table["lrt_df"].astype(float) if "lrt_df" in table else pd.Series(2.0, index=table.index)
+        stat = table["lrt_stat"].astype(float).clip(lower=0)
+        if "lrt_p_naive" not in table:
+            table["lrt_p_naive"] = stats.chi2.sf(stat, df)
+        table["lrt_p_mixture"] = 0.5 * stats.chi2.sf(stat, df - 1) + 0.5 * stats.chi2.sf(stat, df)
+    if "message" in table:
+        table["message"] = table["message"].fillna("").astype(str)
+    return table[[c for c in R_ORDER if c in table]]
+
+
+def _as_bool(value):
+    if isinstance(value, str):
+        return {"true": True, "false": False}.get(value.strip().lower(), pd.NA)
+    return pd.NA if pd.isna(value) else bool(value)

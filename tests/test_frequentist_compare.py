@@ -1,0 +1,201 @@
+"""compare() on hand-made tables whose comparison is known by construction; import_r_results on R files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayesmir.errors import InputError
+from bayesmir.frequentist.compare import ComparisonResult, compare, import_r_results
+
+COEF = "group[T.case]"
+
+
+def bayes_table() -> pd.DataFrame:
+    """mirna_table-like rows. Bayes calls (lfsr or q < 0.05): m1, m2, m5, m6."""
+    rows = [
+        # miRNA, mean, sd, lfsr, qvalue
+        ("m1", 1.00, 0.20, 0.001, 0.001),
+        ("m2", 0.60, 0.25, 0.010, 0.005),
+        ("m3", 0.30, 0.50, 0.300, 0.200),
+        ("m4", 0.05, 0.30, 0.400, 0.300),
+        ("m5", -0.80, 0.20, 0.001, 0.001),  # opposite sign to the frequentist estimate
+        ("m6", 0.90, 0.20, 0.001, 0.001),  # not in the frequentist table
+    ]
+    table = pd.DataFrame(rows, columns=["miRNA", "mean", "sd", "lfsr", "qvalue"])
+    table.insert(1, "coef", COEF)
+    table["eti_low"] = table["mean"] - 1.96 * table["sd"]
+    table["eti_high"] = table["mean"] + 1.96 * table["sd"]
+    table["converged"] = True
+    return table
+
+
+def freq_table() -> pd.DataFrame:
+    """Frequentist contract rows. BH over 6 p-values: m1 6e-6, m3 3e-5, m5 2e-4, m2 0.75, m4 0.9,
+    m7 0.9, so the frequentist calls are m1, m3, m5."""
+    rows = [
+        ("m1", 0.95, 0.10, 1e-6, 0.001, False),
+        ("m2", 0.20, 0.30, 0.5, 0.01, False),
+        ("m3", 0.70, 0.15, 1e-5, 0.5, True),
+        ("m4", 0.00, 0.20, 0.8, 0.02, False),
+        ("m5", 0.70, 0.18, 1e-4, 0.9, False),
+        ("m7", 0.10, 0.20, 0.9, 0.9, False),  # not in the Bayesian table
+    ]
+    table = pd.DataFrame(rows, columns=["miRNA", "estimate", "se", "wald_p", "lrt_p_mixture", "singular"])
+    table.insert(1, "coef", COEF)
+    table["ci_low"] = table["estimate"] - 1.96 * table["se"]
+    table["ci_high"] = table["estimate"] + 1.96 * table["se"]
+    table["converged"] = True
+    return table
+
+
+class FakeFit:
+    """Stands in for FitResult: mirna_table() and slope_table()."""
+
+    def mirna_table(self):
+        return bayes_table()
+
+    def slope_table(self):
+        return pd.DataFrame({
+            "miRNA": ["m1", "m2", "m3", "m4", "m5", "m6"], "term": COEF,
+            "sd_slope_median": [0.5, 0.05, 0.4, 0.3, 0.02, 0.1],
+            # slope calls (log BF > log 3): m1, m3, m4 (Savage-Dickey fallback)
+            "log_bayes_factor": [5.0, 0.1, 3.0, np.nan, -1.0, 0.0],
+            "log_bf_savage_dickey": [4.0, 0.0, 2.5, 2.0, -1.0, 0.0],
+        })
+
+
+@pytest.fixture(scope="module")
+def result() -> ComparisonResult:
+    return compare(FakeFit(), freq_table())
+
+
+def test_disagreements_are_flagged_with_their_reason(result):
+    table = result.table.set_index("miRNA")
+    assert list(table.index) == ["m1", "m2", "m3", "m4", "m5", "m6", "m7"]
+    assert table["call_bayes"].tolist() == [True, True, False, False, True, True, False]
+    assert table["call_freq"].tolist() == [True, False, True, False, True, False, False]
+    assert table["disagree"].tolist() == [False, True, True, False, True, False, False]
+    assert table.loc["m2", "reason"] == "significant in Bayes only"
+    assert table.loc["m3", "reason"].startswith("significant in frequentist only")
+    assert "singular" in table.loc["m3", "reason"]  # m3's frequentist fit is singular
+    assert table.loc["m5", "reason"] == "opposite signs, both significant"
+    assert table.loc["m6", "reason"] == "no frequentist estimate"
+    assert table.loc["m7", "reason"] == "no Bayesian estimate"
+    assert table.loc["m1", "reason"] == table.loc["m4", "reason"] == ""
+
+
+def test_bh_adjustment_differences_and_width_ratio(result):
+    table = result.table.set_index("miRNA")
+    # BH by hand (see freq_table): exact up to float rounding
+    expected = {"m1": 6e-6, "m2": 0.75, "m3": 3e-5, "m4": 0.9, "m5": 2e-4, "m7": 0.9}
+    for mirna, value in expected.items():
+        assert table.loc[mirna, "padj_freq"] == pytest.approx(value, rel=1e-12)
+    assert table.loc["m1", "difference"] == pytest.approx(0.05, abs=1e-12)
+    # widths 2*1.96*sd: Bayes 0.2 / freq 0.1 -> 2
+    assert table.loc["m1", "width_ratio"] == pytest.approx(2.0, rel=1e-12)
+    assert not table.loc["m5", "sign_agree"] and table.loc["m1", "sign_agree"]
+
+
+def test_summary_counts_kappa_and_correlations(result):
+    s = result.summary
+    # m1..m5 are in both tables: calls (B, F) = (1,1) (1,0) (0,1) (0,0) (1,1)
+    assert s["n_mirnas"] == 5
+    assert (s["n_both"], s["n_bayes_only"], s["n_freq_only"], s["n_neither"]) == (2, 1, 1, 1)
+    assert s["agreement"] == pytest.approx(3 / 5)
+    # kappa by hand: observed 0.6, chance 0.6*0.6 + 0.4*0.4 = 0.52 -> (0.6-0.52)/(1-0.52)
+    assert s["kappa"] == pytest.approx(0.08 / 0.48, rel=1e-9)
+    bayes = [1.00, 0.60, 0.30, 0.05, -0.80]
+    freq = [0.95, 0.20, 0.70, 0.00, 0.70]
+    assert s["pearson"] == pytest.approx(np.corrcoef(bayes, freq)[0, 1], rel=1e-9)
+    # Spearman = Pearson of average ranks
+    rank_b, rank_f = pd.Series(bayes).rank(), pd.Series(freq).rank()
+    assert s["spearman"] == pytest.approx(np.corrcoef(rank_b, rank_f)[0, 1], rel=1e-9)
+    assert s["n_sign_disagree"] == 1  # m5; m4's frequentist 0.00 is no opposite sign
+    assert "kappa" in repr(result)
+
+
+def test_slope_evidence_against_lrt(result):
+    table = result.table.set_index("miRNA")
+    # Bayes slope calls m1, m3, m4 (m4 through Savage-Dickey); LRT p < 0.05: m1, m2, m4
+    assert table.loc[["m1", "m2", "m3", "m4", "m5"], "slope_call_bayes"].tolist() == [
+        True, False, True, True, False]
+    assert table.loc[["m1", "m2", "m3", "m4", "m5"], "slope_call_freq"].tolist() == [
+        True, True, False, True, False]
+    assert table.loc[["m1", "m2", "m3", "m4", "m5"], "slope_disagree"].tolist() == [
+        False, True, True, False, False]
+    assert result.summary["slope_n_both"] == 2 and result.summary["slope_n_neither"] == 1
+
+
+def test_plain_table_aggregated_p_and_r_coef_names():
+    # a DataFrame is accepted as the Bayesian table; fit_aggregated's 'p' stands for wald_p;
+    # R's coefficient name 'groupcase' matches 'group[T.case]'
+    freq = freq_table().rename(columns={"wald_p": "p"}).assign(coef="groupcase", method="nbglm")
+    out = compare(bayes_table(), freq)
+    assert out.table.set_index("miRNA")["call_freq"].tolist() == [
+        True, False, True, False, True, False, False]
+    assert out.table["slope_call_bayes"].isna().all()
+
+
+def test_bad_inputs_raise_input_error():
+    with pytest.raises(InputError, match="not in the Bayesian table"):
+        compare(bayes_table(), freq_table(), coef="lab[T.b]")
+    with pytest.raises(InputError, match="not in the frequentist table"):
+        compare(bayes_table(), freq_table().assign(coef="group[T.other]"))
+    two = pd.concat([freq_table().assign(method="nbglm"), freq_table().assign(method="deseq2")])
+    with pytest.raises(InputError, match="methods"):
+        compare(bayes_table(), two)
+    with pytest.raises(InputError, match="se"):
+        compare(bayes_table(), freq_table().drop(columns="se"))
+
+
+def test_import_r_results_glmer_nb_file(shared_dir):
+    path = shared_dir / "anchors" / "sim_monocyte_scale" / "lme4_glmer_nb.csv"
+    raw = pd.read_csv(path)
+    table = import_r_results(path)
+    assert table["miRNA"].tolist() == raw["miRNA"].tolist()
+    np.testing.assert_array_equal(table["estimate"], raw["logFC"])
+    np.testing.assert_array_equal(table["se"], raw["SE"])
+    np.testing.assert_array_equal(table["lrt_p_naive"], raw["lrt_p"])
+    np.testing.assert_array_equal(table["singular"].astype(bool), raw["singular"])
+    # mixture p: half the naive tail plus half the 1-df tail, never above the naive p
+    assert (table["lrt_p_mixture"] <= table["lrt_p_naive"] + 1e-15).all()
+    # the file has 120 miRNAs and its README counts 31 with LRT p < 0.05
+    assert len(table) == 120 and (table["lrt_p_naive"] < 0.05).sum() == 31
+
+
+def test_import_r_results_mirglmm_file_reads_the_full_nb_model(shared_dir):
+    path = shared_dir / "anchors" / "mirglmm_se_example" / "filtered_glmm.csv"
+    table = import_r_results(path).set_index("miRNA")
+    # README: logFC 0.3172 / 0.2185 / 0.5265, SE 0.329 / 0.308 / 0.195, LRT p 0.086 / 1.3e-10 / 6.0e-4
+    assert table["estimate"].round(4).tolist() == [0.3172, 0.2185, 0.5265]
+    assert table["se"].round(3).tolist() == [0.329, 0.308, 0.195]
+    assert table.loc["hsa-miR-19b-3p", "lrt_p_naive"] == pytest.approx(0.086, abs=1e-3)
+    assert table.loc["hsa-miR-101-3p", "lrt_p_naive"] == pytest.approx(1.3e-10, rel=0.05)
+    reduced = import_r_results(path, prefix="nb_red_").set_index("miRNA")
+    assert reduced["estimate"].round(2).tolist() == [0.40, 0.13, 0.34]
+
+
+def test_compare_runs_against_r_results(shared_dir):
+    # a Bayesian table equal to R's estimates plus known shifts: difference recovers the shift
+    freq = import_r_results(shared_dir / "anchors" / "sim_monocyte_scale" / "lme4_glmer_nb.csv")
+    shift = np.linspace(-0.01, 0.01, len(freq))
+    bayes = pd.DataFrame({
+        "miRNA": freq["miRNA"], "coef": "group[T.ctrl]", "mean": freq["estimate"] + shift,
+        "sd": freq["se"], "eti_low": freq["ci_low"] + shift, "eti_high": freq["ci_high"] + shift,
+        "lfsr": 0.5, "qvalue": 0.5,
+    })
+    out = compare(bayes, freq)
+    np.testing.assert_allclose(out.table["difference"], shift, atol=1e-12)
+    np.testing.assert_allclose(out.table["width_ratio"], 1.0, rtol=1e-9)
+    assert out.summary["pearson"] > 0.99 and out.summary["n_mirnas"] == 120
+
+
+def test_import_r_results_names_the_missing_column_and_file(tmp_path):
+    path = tmp_path / "res.csv"
+    pd.DataFrame({"miRNA": ["a"], "logFC": [0.1], "LRT_p": [0.2]}).to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"res\.csv.*se or SE"):
+        import_r_results(path)
+    with pytest.raises(InputError, match="nothing.csv"):
+        import_r_results(tmp_path / "nothing.csv")
