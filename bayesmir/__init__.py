@@ -22,8 +22,8 @@ _PUBLIC = {
     "load_fit": "bayesmir.results",
     "fit_frequentist": "bayesmir.frequentist",
     "compare": "bayesmir.frequentist",
-    "report": "bayesmir.report",
-    "simulate": "bayesmir.simulate",
+    "report": "bayesmir.reporting",
+    "simulate": "bayesmir.simulation",
 }
 
 __all__ = ["InputError", "__version__", *_PUBLIC]
@@ -32,5 +32,7 @@ __all__ = ["InputError", "__version__", *_PUBLIC]
 def __getattr__(name: str):
     """Import public names on first use, so ``import bayesmir`` stays fast."""
     if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value  # later lookups skip __getattr__
+        return value
     raise AttributeError(f"module 'bayesmir' has no attribute {name!r}")

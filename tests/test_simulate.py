@@ -1,4 +1,4 @@
-"""Tests of bayesmir.simulate: determinism, shapes, invariants, and that the truth shows in the counts."""
+"""Tests of bayesmir.simulation: determinism, shapes, invariants, and that the truth shows in the counts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from bayesmir.errors import InputError
-from bayesmir.simulate import simulate
+from bayesmir.simulation import simulate
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,363 @@
+"""The ``bayesmir`` command line: fit, report, compare, simulate, info.
+
+Every command turns bad input (:class:`bayesmir.InputError`, a missing file) into one
+``error: ...`` line on stderr and exit code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import math
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bayesmir.errors import InputError
+
+app = typer.Typer(
+    name="bayesmir", no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
+    help="Bayesian, isomiR-aware differential expression of microRNAs.",
+)
+
+LOG_BF_EVIDENCE = math.log(3.0)
+Q_LEVEL = 0.05
+
+
+class Method(str, Enum):
+    laplace = "laplace"
+    nuts = "nuts"
+    advi = "advi"
+    pathfinder = "pathfinder"
+
+
+class Family(str, Enum):
+    nb = "nb"
+    poisson = "poisson"
+
+
+class Normalisation(str, Enum):
+    total = "total"
+    median_ratio = "median_ratio"
+
+
+def reports_input_errors(command):
+    """Print ``error: <message>`` on stderr and exit with code 2 on bad input."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (InputError, FileNotFoundError) as error:
+            message = str(error).strip().splitlines() or [type(error).__name__]
+            typer.echo(f"error: {' '.join(line.strip() for line in message)}", err=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper
+
+
+# ------------------------------------------------------------------ shared options
+CountsArgument = Annotated[str, typer.Argument(
+    help="Counts file (long/wide CSV or TSV, .h5ad, .rda) or the word 'example' for the bundled data.")]
+SamplesOption = Annotated[Path | None, typer.Option(
+    "--samples", help="Sample metadata (CSV/TSV with a 'sample' column and 'group').")]
+MinMirnaOption = Annotated[float, typer.Option(help="Keep miRNAs with log2 median CPM above this.")]
+MinIsomirOption = Annotated[float, typer.Option(help="Keep isomiRs with log2 median CPM above this.")]
+MinIsomirsOption = Annotated[int, typer.Option(help="Keep miRNAs with at least this many isomiRs.")]
+
+
+def load_data(counts: str, samples: Path | None):
+    """IsomirData from a file, or the bundled example for ``counts == "example"``."""
+    import bayesmir
+
+    if counts == "example":
+        if samples is not None:
+            raise InputError("--samples cannot be combined with the bundled 'example' data")
+        return bayesmir.load_example()
+    return bayesmir.read_counts(counts, samples=samples)
+
+
+def console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, width=140)
+
+
+# ------------------------------------------------------------------ fit
+@app.command()
+@reports_input_errors
+def fit(
+    counts: CountsArgument,
+    out: Annotated[Path, typer.Option("--out", help="Run directory to write (e.g. models/RUN).")],
+    samples: SamplesOption = None,
+    formula: Annotated[str, typer.Option(help="Fixed effects over the sample metadata.")] = "~ group",
+    coef: Annotated[str | None, typer.Option(help="Coefficient of interest (default: first after the intercept).")] = None,
+    method: Annotated[Method, typer.Option(help="Inference method.")] = Method.laplace,
+    family: Annotated[Family, typer.Option(help="Count distribution.")] = Family.nb,
+    random_slope: Annotated[bool, typer.Option("--random-slope/--no-random-slope",
+                                               help="IsomiR-specific slopes (miRglmm's full model).")] = True,
+    filter_data: Annotated[bool, typer.Option("--filter/--no-filter", help="Apply miRglmm's filters first.")] = True,
+    min_mirna_logcpm: MinMirnaOption = 5.0,
+    min_isomir_logcpm: MinIsomirOption = -1.0,
+    min_isomirs: MinIsomirsOption = 2,
+    normalisation: Annotated[Normalisation, typer.Option(help="Library-size offset.")] = Normalisation.total,
+    jobs: Annotated[int, typer.Option("--jobs", help="Worker processes (methods that allow them).")] = 1,
+    seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Only the final summary line.")] = False,
+    draws: Annotated[int | None, typer.Option(hidden=True, help="Method option: posterior draws.")] = None,
+    tune: Annotated[int | None, typer.Option(hidden=True, help="Method option: tuning steps.")] = None,
+    chains: Annotated[int | None, typer.Option(hidden=True, help="Method option: chains.")] = None,
+) -> None:
+    """Fit the Bayesian isomiR mixed model to every miRNA and save the run.
+
+    Writes the run directory (posteriors, diagnostics) plus mirna_table.csv,
+    isomir_table.csv and slope_table.csv, prints the top miRNAs and a summary line.
+
+    Example: bayesmir fit counts.csv --samples samples.csv --out models/run1
+
+    Example: bayesmir fit example --method nuts --out models/example
+    """
+    import bayesmir
+
+    data = load_data(counts, samples)
+    if filter_data:
+        data = data.filter(min_mirna_logcpm=min_mirna_logcpm, min_isomir_logcpm=min_isomir_logcpm,
+                           min_isomirs=min_isomirs)
+    if not data.mirnas:
+        raise InputError("no miRNA left after filtering; lower --min-mirna-logcpm or use --no-filter")
+    options = method_options(method.value, family.value, draws=draws, tune=tune, chains=chains)
+    result = bayesmir.fit(
+        data, formula=formula, coef=coef, family=family.value, random_slope=random_slope,
+        method=method.value, normalisation=normalisation.value, seed=seed, n_jobs=jobs,
+        progress=not quiet, **options,
+    )
+    run = result.save(out)
+    tables = write_tables(result, run)
+    if not quiet:
+        print_top(tables["mirna"])
+    typer.echo(summary_line(result, tables, run))
+
+
+def method_options(method: str, family: str, **given) -> dict:
+    """The options given on the command line, checked against the method's (InputError if unknown)."""
+    from bayesmir.inference import get_method
+
+    options = {key: value for key, value in given.items() if value is not None}
+    try:
+        get_method(method, family, **options)
+    except TypeError as error:
+        raise InputError(f"--method {method}: {error}") from None
+    return options
+
+
+def write_tables(result, run: Path) -> dict:
+    """Write the miRNA, isomiR and slope tables as CSV in the run directory."""
+    tables = {"mirna": result.mirna_table(), "isomir": result.isomir_table(), "slope": result.slope_table()}
+    for name, table in tables.items():
+        table.to_csv(run / f"{name}_table.csv", index=False)
+    return tables
+
+
+def print_top(table, rows: int = 10) -> None:
+    """Rich table of the miRNAs with the smallest lfsr."""
+    from rich.table import Table
+
+    top = table.sort_values("lfsr", na_position="last", kind="stable").head(rows)
+    view = Table(title=f"top {len(top)} miRNAs by lfsr (log fold changes: natural log)")
+    columns = ["miRNA", "coef", "mean", "eti_low", "eti_high", "lfsr", "qvalue", "flag"]
+    for column in columns:
+        view.add_column(column, justify="left" if column in ("miRNA", "coef", "flag") else "right")
+    for _, row in top.iterrows():
+        view.add_row(*[_cell(row[column]) for column in columns])
+    console().print(view)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.3g}"
+    return str(value)
+
+
+def summary_line(result, tables: dict, run: Path) -> str:
+    """``N miRNAs: n DE at q < 0.05, n with isomiR-usage evidence, n flagged; saved to RUN``."""
+    mirna = tables["mirna"]
+    n_de = int(mirna.loc[mirna["qvalue"] < Q_LEVEL, "miRNA"].nunique())
+    slope = tables["slope"]
+    usage = (slope["log_bayes_factor"] > LOG_BF_EVIDENCE) | (slope["p_sd_slope_gt_delta"] > 0.95)
+    n_usage = int(slope.loc[usage, "miRNA"].nunique())
+    n_flagged = int((~result.diagnostics["converged"]).sum())
+    return (f"{len(result.diagnostics)} miRNAs: {n_de} DE at q < {Q_LEVEL}, {n_usage} with isomiR-usage "
+            f"evidence, {n_flagged} flagged fits; saved to {run}")
+
+
+# ------------------------------------------------------------------ report
+@app.command()
+@reports_input_errors
+def report(
+    run: Annotated[Path, typer.Argument(help="Run directory written by 'bayesmir fit'.")],
+    out: Annotated[Path | None, typer.Option("--out", help="HTML file (default reports/<RUN>.html).")] = None,
+    frequentist: Annotated[Path | None, typer.Option(
+        "--frequentist", help="CSV of frequentist results to compare with.")] = None,
+    top: Annotated[int, typer.Option(help="miRNAs (smallest lfsr) with their own panel.")] = 10,
+) -> None:
+    """Write the self-contained HTML diagnostic report of a run.
+
+    Example: bayesmir report models/run1 --out reports/run1.html
+    """
+    from bayesmir.reporting import report as write_report
+    from bayesmir.results import load_fit
+
+    result = load_fit(run)
+    table = None if frequentist is None else read_frequentist(frequentist)
+    path = write_report(result, out or Path("reports") / f"{Path(run).name}.html", frequentist=table, top=top)
+    typer.echo(f"report written to {path}")
+
+
+def read_frequentist(path: Path):
+    """Frequentist results from CSV: the contract table, or R output via import_r_results."""
+    import pandas as pd
+
+    from bayesmir.reporting.comparison import FREQUENTIST_COLUMNS
+
+    if not Path(path).is_file():
+        raise InputError(f"{path}: no such file")
+    table = pd.read_csv(path)
+    if all(column in table.columns for column in FREQUENTIST_COLUMNS):
+        return table
+    frequentist = _frequentist_module()
+    return frequentist.import_r_results(path)
+
+
+def _frequentist_module():
+    """The module :mod:`bayesmir.frequentist.compare` (``compare``, ``import_r_results``).
+
+    Imported by its full name: the package's lazy attribute ``compare`` is shadowed by the
+    submodule of the same name once that is imported.
+    """
+    try:
+        return importlib.import_module("bayesmir.frequentist.compare")
+    except ImportError as error:
+        raise InputError(f"the frequentist module is not available: {error}") from None
+
+
+# ------------------------------------------------------------------ compare
+@app.command()
+@reports_input_errors
+def compare(
+    run: Annotated[Path, typer.Argument(help="Run directory written by 'bayesmir fit'.")],
+    frequentist: Annotated[Path | None, typer.Option(
+        "--frequentist", help="CSV of frequentist results (bayesmir's or R miRglmm output).")] = None,
+    refit: Annotated[bool, typer.Option(
+        "--refit", help="Fit the frequentist model and LRT now, on the run's own data.")] = False,
+    counts: Annotated[str | None, typer.Option(
+        "--counts", help="With --refit: refit these counts (file or 'example') instead.")] = None,
+    samples: SamplesOption = None,
+    out: Annotated[Path | None, typer.Option("--out", help="CSV to write (default RUN/comparison.csv).")] = None,
+) -> None:
+    """Compare a Bayesian run with frequentist (lme4-like) results.
+
+    With --refit the maximum-likelihood fits and the random-slope LRT are run on the
+    counts stored with the run and saved as RUN/frequentist.csv (usable by 'report').
+
+    Example: bayesmir compare models/run1 --frequentist miRglmm_results.csv
+
+    Example: bayesmir compare models/run1 --refit
+    """
+    from bayesmir.results import load_fit
+
+    if (frequentist is None) == (not refit):
+        raise InputError("give exactly one of --frequentist CSV or --refit")
+    result = load_fit(run)
+    frequentist_module = _frequentist_module()
+    if refit:
+        # imported from its module: the package attribute `lrt` can be shadowed by the submodule
+        from bayesmir.frequentist.lrt import lrt
+
+        table = lrt(refit_problems(result, counts, samples), formula=result.options.get(
+            "formula") or "~ group", coef=result.options.get("coef"), family=result.options.get("family", "nb"))
+        table.to_csv(Path(run) / "frequentist.csv", index=False)
+    else:
+        table = read_frequentist(frequentist)
+    comparison = frequentist_module.compare(result, table)
+    path = out or Path(run) / "comparison.csv"
+    comparison.table.to_csv(path, index=False)
+    typer.echo(repr(comparison))
+    disagree = comparison.table[comparison.table["disagree"].fillna(False).astype(bool)
+                                | comparison.table["slope_disagree"].fillna(False).astype(bool)]
+    if len(disagree):
+        typer.echo(f"\n{len(disagree)} disagreements:")
+        columns = ["miRNA", "estimate_bayes", "estimate_freq", "call_bayes", "call_freq",
+                   "slope_call_bayes", "slope_call_freq", "reason"]
+        typer.echo(disagree.reindex(columns=columns).head(20).to_string(index=False))
+    typer.echo(f"comparison of {len(comparison.table)} miRNAs written to {path}")
+
+
+def refit_problems(result, counts: str | None, samples: Path | None):
+    """What --refit fits: the counts given, else the problems stored with the run's posteriors."""
+    if counts is not None:
+        return load_data(counts, samples).subset(mirnas=result.mirnas)
+    from bayesmir.inference.base import problem_from_idata
+
+    problems = [problem_from_idata(idata, mirna) for mirna, idata in result.posteriors.items()
+                if "observed_data" in idata.groups() and "constant_data" in idata.groups()]
+    if not problems:
+        raise InputError("the run stores no counts to refit (no observed_data); give --counts")
+    return problems
+
+
+# ------------------------------------------------------------------ simulate
+@app.command()
+@reports_input_errors
+def simulate(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the CSV files.")],
+    mirnas: Annotated[int, typer.Option("--mirnas", help="Number of miRNAs.")] = 20,
+    samples: Annotated[int, typer.Option("--samples", help="Number of samples (two groups).")] = 12,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+) -> None:
+    """Simulate isomiR counts with known truth (NB mixed model).
+
+    Writes counts_long.csv, samples.csv, library_size.csv, truth_mirna.csv and
+    truth_isomir.csv; fit them with 'bayesmir fit OUT/counts_long.csv --samples OUT/samples.csv'.
+
+    Example: bayesmir simulate --out sim1 --mirnas 50 --samples 12 --seed 1
+    """
+    from bayesmir.simulation import simulate as run_simulation
+
+    simulation = run_simulation(n_mirnas=mirnas, n_samples=samples, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    simulation.counts.to_csv(out / "counts_long.csv", index=False)
+    simulation.samples.rename_axis("sample").to_csv(out / "samples.csv")
+    simulation.library_size.rename("library_size").rename_axis("sample").to_csv(out / "library_size.csv")
+    simulation.truth_mirna.to_csv(out / "truth_mirna.csv", index=False)
+    simulation.truth_isomir.to_csv(out / "truth_isomir.csv", index=False)
+    typer.echo(f"{simulation!r} written to {out}")
+
+
+# ------------------------------------------------------------------ info
+@app.command()
+@reports_input_errors
+def info(
+    counts: CountsArgument,
+    samples: SamplesOption = None,
+    min_mirna_logcpm: MinMirnaOption = 5.0,
+    min_isomir_logcpm: MinIsomirOption = -1.0,
+    min_isomirs: MinIsomirsOption = 2,
+) -> None:
+    """Summarise a data set and what the filters would keep.
+
+    Example: bayesmir info counts.csv --samples samples.csv
+
+    Example: bayesmir info example
+    """
+    data = load_data(counts, samples)
+    typer.echo(repr(data))
+    filtered = data.filter(min_mirna_logcpm=min_mirna_logcpm, min_isomir_logcpm=min_isomir_logcpm,
+                           min_isomirs=min_isomirs)
+    typer.echo("\nfilters:")
+    typer.echo(filtered.filter_report.to_string(index=False))
+
+
+if __name__ == "__main__":
+    app()
