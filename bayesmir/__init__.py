@@ -26,7 +26,10 @@ _PUBLIC = {
     "simulate": "bayesmir.simulation",
 }
 
-__all__ = ["InputError", "__version__", *_PUBLIC]
+__all__ = [  # noqa: RUF022 - grouped by flow, not sorted
+    "InputError", "__version__", "read_counts", "read_samples", "load_example", "IsomirData", "Priors",
+    "fit", "FitResult", "load_fit", "fit_frequentist", "compare", "report", "simulate",
+]
 
 
 def __getattr__(name: str):

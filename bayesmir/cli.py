@@ -7,7 +7,6 @@ Every command turns bad input (:class:`bayesmir.InputError`, a missing file) int
 from __future__ import annotations
 
 import functools
-import importlib
 import math
 from enum import Enum
 from pathlib import Path
@@ -226,20 +225,9 @@ def read_frequentist(path: Path):
     table = pd.read_csv(path)
     if all(column in table.columns for column in FREQUENTIST_COLUMNS):
         return table
-    frequentist = _frequentist_module()
-    return frequentist.import_r_results(path)
+    from bayesmir.frequentist import import_r_results
 
-
-def _frequentist_module():
-    """The module :mod:`bayesmir.frequentist.compare` (``compare``, ``import_r_results``).
-
-    Imported by its full name: the package's lazy attribute ``compare`` is shadowed by the
-    submodule of the same name once that is imported.
-    """
-    try:
-        return importlib.import_module("bayesmir.frequentist.compare")
-    except ImportError as error:
-        raise InputError(f"the frequentist module is not available: {error}") from None
+    return import_r_results(path)
 
 
 # ------------------------------------------------------------------ compare
@@ -270,17 +258,16 @@ def compare(
     if (frequentist is None) == (not refit):
         raise InputError("give exactly one of --frequentist CSV or --refit")
     result = load_fit(run)
-    frequentist_module = _frequentist_module()
-    if refit:
-        # imported from its module: the package attribute `lrt` can be shadowed by the submodule
-        from bayesmir.frequentist.lrt import lrt
+    from bayesmir.frequentist import compare as compare_fits
+    from bayesmir.frequentist import lrt
 
+    if refit:
         table = lrt(refit_problems(result, counts, samples), formula=result.options.get(
             "formula") or "~ group", coef=result.options.get("coef"), family=result.options.get("family", "nb"))
         table.to_csv(Path(run) / "frequentist.csv", index=False)
     else:
         table = read_frequentist(frequentist)
-    comparison = frequentist_module.compare(result, table)
+    comparison = compare_fits(result, table)
     path = out or Path(run) / "comparison.csv"
     comparison.table.to_csv(path, index=False)
     typer.echo(repr(comparison))

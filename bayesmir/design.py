@@ -62,7 +62,7 @@ class Design:
         """Column of ``X`` holding the coefficient of interest."""
         return self.coef_names.index(self.coef)
 
-    def reduced(self) -> "Design":
+    def reduced(self) -> Design:
         """The same design without random slopes (the reduced model of the LRT)."""
         return Design(self.formula, self.X, self.coef_names, self.coef, [], self.samples)
 
@@ -112,7 +112,7 @@ def build_design(
     frame = _categorical_frame(samples, _formula_variables(formula, samples, source), reference, source)
     try:
         matrix = formulaic.model_matrix(formula, frame, na_action="raise")
-    except Exception as error:  # formulaic raises many types; report one
+    except Exception as error:  # noqa: BLE001 - formulaic raises many types; report one
         raise InputError(f"{source}: cannot build the design from formula {formula!r}: {error}") from None
     X = np.asarray(matrix, dtype=float)
     names = list(matrix.columns)
@@ -144,7 +144,7 @@ def _normalise_formula(formula: str) -> str:
 def _formula_variables(formula: str, samples: pd.DataFrame, source: str) -> list[str]:
     try:
         variables = formulaic.Formula(formula).required_variables
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - formulaic raises many types
         raise InputError(f"formula {formula!r} cannot be parsed: {error}") from None
     names = sorted(str(v) for v in variables)
     unknown = [v for v in names if v not in samples.columns]

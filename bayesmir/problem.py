@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bayesmir.design import Design
 from bayesmir.errors import InputError
 
 NORMALISATIONS = ("total", "median_ratio")

@@ -186,7 +186,7 @@ def test_single_chain_fit_gets_density_plots(tmp_path):
 def test_bayesmir_report_stays_callable(fit, tmp_path):
     """`bayesmir.report` is the function on every access, also after the reporting package is imported."""
     import bayesmir
-    import bayesmir.reporting.plots  # noqa: F401
+    import bayesmir.reporting.plots
 
     for _ in range(2):
         assert bayesmir.report(fit, tmp_path / "again.html", top=0).is_file()

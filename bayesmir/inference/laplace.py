@@ -45,8 +45,9 @@ from bayesmir.inference import hyper
 from bayesmir.inference.base import Inference, data_groups, diagnostics_row
 from bayesmir.problem import MirnaProblem
 
+WIDE_SCALE = 2.5  # scale of the defensive mixture component
 _DRAW_BATCH = 100  # draws vectorised at once (memory ~ batch x latent size x isomiRs)
-DEFAULTS = {"draws": 1000, "n_hyper": 128, "t_df": 4.0, "max_pareto_k": 0.7, "max_iterations": 200}
+DEFAULTS = {"draws": 1000, "n_hyper": 128, "t_df": 4.0, "wide_fraction": 0.2, "max_pareto_k": 0.7, "max_iterations": 200}
 
 
 @partial(jax.jit, static_argnames=("q", "family"))
@@ -184,16 +185,62 @@ class LaplaceInference(Inference):
         eigenvalues = np.clip(eigenvalues, 1e-2, None)
         return (vectors / eigenvalues) @ vectors.T
 
-    def importance_sample(self, psi, covariance, data, mode, q, rng):
-        """Student-t proposals, their PSIS-smoothed log weights, k-hat and log p(y)."""
-        d, K, df = psi.size, int(self.options["n_hyper"]), float(self.options["t_df"])
-        chol = np.linalg.cholesky(covariance)
-        normals = rng.standard_normal((K, d))
-        scales = np.sqrt(df / rng.chisquare(df, K))
-        points = psi + (normals * scales[:, None]) @ chol.T
+    def proposal_axes(self, psi, covariance, value, data, mode, q):
+        """Principal axes of the Gaussian at the mode and a scale per axis and side (skewness).
+
+        The target is evaluated at +-2 SD along each axis; a side where it falls by less
+        than the Gaussian's 2 log units gets a wider scale (INLA's skewness correction):
+        e.g. ``log sd_slope`` has an exponential, not Gaussian, tail towards 0.
+        """
+        eigenvalues, axes = np.linalg.eigh(covariance)
+        sd = np.sqrt(eigenvalues)
+        d = psi.size
+        steps = 2 * sd[:, None] * axes.T  # row i: 2 SD along axis i
+        probes = np.concatenate([psi + steps, psi - steps])
+        drop = value - np.asarray(_log_posterior_many(jnp.asarray(probes), data, mode, self._priors_vec, q,
+                                                      self.family))
+        side_scale = 2.0 / np.sqrt(2.0 * np.clip(drop, 0.08, 50.0))  # 1 when the drop is Gaussian's 2
+        return axes, sd, side_scale[:d], side_scale[d:]
+
+    def importance_sample(self, psi, covariance, value, data, mode, q, rng):
+        """Importance sampling of ``psi``: PSIS-smoothed log weights, k-hat and ``log p(y)``.
+
+        Stage 1 uses the skewness-corrected split-t at the mode
+        (:meth:`proposal_axes`). If its Pareto ``k`` exceeds 0.5, a second stage moves the
+        proposal to the weighted mean and covariance of the first (adaptive importance
+        sampling) and only the second stage is used.
+        """
+        axes, sd, up, down = self.proposal_axes(psi, covariance, value, data, mode, q)
+        stage = self._weighted_draws(psi, axes, sd, up, down, data, mode, q, rng)
+        if stage[2] > 0.5:
+            weights = np.exp(stage[1] - special.logsumexp(stage[1]))
+            centre = weights @ stage[0]
+            spread = (stage[0] - centre).T @ ((stage[0] - centre) * weights[:, None])
+            eigenvalues, axes = np.linalg.eigh(0.5 * (spread + covariance))
+            ones = np.ones_like(eigenvalues)
+            stage = self._weighted_draws(centre, axes, np.sqrt(eigenvalues), ones, ones, data, mode, q, rng)
+        return stage
+
+    def _weighted_draws(self, centre, axes, sd, up, down, data, mode, q, rng):
+        """Draws from the defensive split-t mixture and their PSIS-smoothed log weights.
+
+        The proposal is ``(1 - wide) * t(scales) + wide * t(2.5 x scales)`` (Hesterberg's
+        defensive mixture): the wide component covers funnels such as the correlation
+        reverting to its prior when ``sd_slope`` is near 0, which keeps the weights bounded.
+        """
+        d, K, df = centre.size, int(self.options["n_hyper"]), float(self.options["t_df"])
+        wide = float(self.options["wide_fraction"])
+        u = rng.standard_normal((K, d)) * np.sqrt(df / rng.chisquare(df, K))[:, None]
+        inflation = np.where(rng.random(K) < wide, WIDE_SCALE, 1.0)[:, None]
+        side = np.where(u >= 0, up, down)
+        points = centre + (u * inflation * side * sd) @ axes.T
         log_target = np.asarray(_log_posterior_many(jnp.asarray(points), data, mode, self._priors_vec, q,
                                                     self.family))
-        log_proposal = _log_student_t(points, psi, chol, df)
+        z = u * inflation
+        log_proposal = np.logaddexp(
+            math.log1p(-wide) + _log_student_t(z, df),
+            math.log(wide) + _log_student_t(z / WIDE_SCALE, df) - d * math.log(WIDE_SCALE),
+        ) - np.sum(np.log(side * sd), axis=1)
         log_w = log_target - log_proposal
         finite = np.isfinite(log_w)
         log_evidence = special.logsumexp(log_w[finite]) - math.log(K) if finite.any() else -math.inf
@@ -206,9 +253,9 @@ class LaplaceInference(Inference):
         rng = np.random.default_rng(seed)
         data = self.pack(problem)
         q = problem.Z.shape[1]
-        psi, _, mode, result = self.hyper_mode(data, q)
+        psi, value, mode, result = self.hyper_mode(data, q)
         covariance = self.hyper_covariance(psi, data, mode, q)
-        points, log_w, k_hat, log_evidence = self.importance_sample(psi, covariance, data, mode, q, rng)
+        points, log_w, k_hat, log_evidence = self.importance_sample(psi, covariance, value, data, mode, q, rng)
         weights = np.exp(log_w - special.logsumexp(log_w))
         chosen = rng.choice(len(points), size=int(self.options["draws"]), p=weights)
         posterior = self.posterior_draws(problem, data, points, chosen, mode, q, rng)
@@ -266,13 +313,11 @@ def _bounds(q: int, family: str) -> list[tuple[float, float]]:
     return bounds + ([(-6.0, math.log(1e6))] if family == "nb" else [])
 
 
-def _log_student_t(points, centre, chol, df) -> np.ndarray:
-    """Log density of a multivariate Student-t with scale ``chol chol'``."""
-    d = centre.size
-    solved = np.linalg.solve(chol, (points - centre).T).T
-    quad = np.sum(solved**2, axis=1)
+def _log_student_t(u: np.ndarray, df: float) -> np.ndarray:
+    """Log density of a standard multivariate Student-t at the rows of ``u``."""
+    d = u.shape[1]
     return (special.gammaln((df + d) / 2) - special.gammaln(df / 2) - 0.5 * d * math.log(df * math.pi)
-            - np.sum(np.log(np.diag(chol))) - 0.5 * (df + d) * np.log1p(quad / df))
+            - 0.5 * (df + d) * np.log1p(np.sum(u**2, axis=1) / df))
 
 
 def _dataset(problem: MirnaProblem, latent: dict, values: dict, S: int) -> xr.Dataset:

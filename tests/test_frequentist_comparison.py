@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from bayesmir.errors import InputError
-from bayesmir.frequentist.compare import ComparisonResult, compare, import_r_results
+from bayesmir.frequentist.comparison import ComparisonResult, compare, import_r_results
 
 COEF = "group[T.case]"
 

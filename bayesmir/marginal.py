@@ -1,0 +1,388 @@
+"""Marginal Laplace engine: the NB/Poisson isomiR GLMM with its random effects integrated out.
+
+Model of one miRNA (``i`` sample, ``j`` isomiR)::
+
+    log mu_ij = offset_i + x_i' beta + s * v_i + z_i' L w_j,    v_i, w_j ~ N(0, I)
+
+with lme4's parameterisation: the sample effect is ``u_i = s v_i`` (``s`` = sd of the
+sample effect, sign free) and the isomiR effects are ``b_j = L w_j`` (``L`` lower
+triangular with unconstrained entries, ``Cov(b_j) = L L'``). A zero SD is then an
+ordinary interior point of the parameter space.
+
+The log marginal likelihood is approximated by Laplace's method,
+``loglik(mode) - |latent|^2 / 2 - log det(H) / 2``, where ``H`` is the precision of
+the spherical latent field with *expected* (Fisher) NB weights ``mu theta / (theta + mu)``
+(this reproduces lme4's ``glmer`` objective). The mode is found by damped Newton
+iterations with the observed Hessian, outside the differentiated function; gradients
+come from one (or two, for exact second derivatives) Newton steps taken from the
+stop-gradient mode, so they equal the implicit-function derivatives.
+
+The Hessian is block structured: a dense block for the shared latent variables ``g``
+(the sample effects, plus the fixed effects in the ``latent_beta`` mode), one ``q x q``
+block per isomiR and a cross block; systems are solved with the Schur complement of
+the isomiR blocks. The isomiR axis is padded to size buckets with a mask so one
+compiled function serves many miRNAs; padded isomiRs do not change any result.
+
+Parameter vectors
+-----------------
+``hyper = (L entries (row-major lower triangle, q(q+1)/2), s, log theta)``.
+Maximum likelihood (``latent_beta=False``): ``params = (beta (p), *hyper)``.
+Bayesian fast path (``latent_beta=True``): ``params = hyper``; ``beta`` is part of the
+latent field with prior ``N(0, diag(prior_sd^2))`` and is integrated out too.
+``log theta`` is present but ignored for ``family="poisson"``.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import gammaln
+
+from bayesmir.problem import MirnaProblem
+
+jax.config.update("jax_enable_x64", True)
+
+FAMILIES = ("nb", "poisson")
+_MAX_NEWTON = 60
+_HALVINGS = 12
+
+
+class Arrays(NamedTuple):
+    """One miRNA as padded JAX arrays (see :func:`pack_problem`)."""
+
+    counts: jax.Array  #: (n, J_pad) float64, zero in padded columns
+    mask: jax.Array  #: (J_pad,) 1.0 for real isomiRs, 0.0 for padding
+    offset: jax.Array  #: (n,)
+    X: jax.Array  #: (n, p)
+    Z: jax.Array  #: (n, q)
+    prior_sd: jax.Array  #: (p,) prior SD of beta (used with latent_beta=True only)
+
+
+class LatentGaussian(NamedTuple):
+    """Gaussian approximation of the latent field given the hyperparameters.
+
+    Spherical coordinates: ``g`` (m,) = (beta / prior_sd, v) with ``latent_beta`` or
+    ``v`` alone, and ``w`` (J_pad, q). Precision ``H = [[H_gg, B], [B', D]]``,
+    ``D = blockdiag(D_j)``.
+    """
+
+    g: jax.Array  #: (m,) mode of g
+    w: jax.Array  #: (J_pad, q) mode of w
+    schur_chol: jax.Array  #: (m, m) lower Cholesky of S = H_gg - B D^-1 B'
+    block_chol: jax.Array  #: (J_pad, q, q) lower Cholesky of each D_j
+    cross: jax.Array  #: (m, J_pad, q) the cross block B
+
+
+def bucket_size(n_isomirs: int) -> int:
+    """Padded isomiR count: the next power of 4 (at least 4), so few shapes get compiled."""
+    size = 4
+    while size < n_isomirs:
+        size *= 4
+    return size
+
+
+def pack_problem(
+    problem: MirnaProblem, prior_sd: np.ndarray | float = 1.0, pad_to: int | None = None
+) -> Arrays:
+    """Convert a :class:`~bayesmir.problem.MirnaProblem` to padded float64 arrays.
+
+    Parameters
+    ----------
+    problem : MirnaProblem
+    prior_sd : float or array of shape (p,)
+        Prior SD of each fixed effect (``latent_beta`` mode only).
+    pad_to : int, optional
+        Padded isomiR count; default :func:`bucket_size` of the real count.
+    """
+    n, J = problem.counts.shape
+    size = bucket_size(J) if pad_to is None else int(pad_to)
+    if size < J:
+        raise ValueError(f"pad_to={size} is smaller than the {J} isomiRs of {problem.mirna}")
+    counts = np.zeros((n, size))
+    counts[:, :J] = problem.counts
+    mask = np.zeros(size)
+    mask[:J] = 1.0
+    p = problem.X.shape[1]
+    return Arrays(
+        jnp.asarray(counts),
+        jnp.asarray(mask),
+        jnp.asarray(problem.offset, dtype=float),
+        jnp.asarray(problem.X, dtype=float),
+        jnp.asarray(problem.Z, dtype=float),
+        jnp.asarray(np.broadcast_to(np.asarray(prior_sd, dtype=float), (p,)).copy()),
+    )
+
+
+def n_cholesky(q: int) -> int:
+    """Number of free entries of a q x q lower-triangular Cholesky factor."""
+    return q * (q + 1) // 2
+
+
+def cholesky_factor(entries: jax.Array, q: int) -> jax.Array:
+    """Lower-triangular ``L`` (q, q) from its row-major entries (lme4's order for q <= 2)."""
+    rows, cols = np.tril_indices(q)
+    return jnp.zeros((q, q), entries.dtype).at[rows, cols].set(entries)
+
+
+def split_params(params: jax.Array, data: Arrays, latent_beta: bool):
+    """Return ``(beta or None, L, s, log_theta)`` from a parameter vector."""
+    p, q = data.X.shape[1], data.Z.shape[1]
+    beta = None if latent_beta else params[:p]
+    hyper = params if latent_beta else params[p:]
+    k = n_cholesky(q)
+    return beta, cholesky_factor(hyper[:k], q), hyper[k], hyper[k + 1]
+
+
+def initial_latent(data: Arrays, latent_beta: bool) -> tuple[jax.Array, jax.Array]:
+    """Zero starting point ``(g, w)`` of the inner mode search."""
+    n, p, q = data.X.shape[0], data.X.shape[1], data.Z.shape[1]
+    m = n + p if latent_beta else n
+    return jnp.zeros(m), jnp.zeros((data.counts.shape[1], q))
+
+
+def _linear_parts(params, data, latent_beta):
+    """Fixed part of eta (n,), dense latent design G (n, m), isomiR design A = Z L (n, q)."""
+    beta, L, s, log_theta = split_params(params, data, latent_beta)
+    n = data.X.shape[0]
+    scaled_identity = s * jnp.eye(n)
+    if latent_beta:
+        return data.offset, jnp.concatenate([data.X * data.prior_sd, scaled_identity], 1), data.Z @ L, log_theta
+    return data.offset + data.X @ beta, scaled_identity, data.Z @ L, log_theta
+
+
+def _eta(fixed, G, A, g, w):
+    return fixed[:, None] + (G @ g)[:, None] + A @ w.T
+
+
+def _loglik(eta, data, log_theta, family):
+    """Masked log-likelihood of all counts."""
+    y = data.counts
+    if family == "poisson":
+        terms = y * eta - jnp.exp(eta) - gammaln(y + 1)
+    else:
+        theta = jnp.exp(log_theta)
+        log_theta_mu = jnp.logaddexp(log_theta, eta)
+        terms = (gammaln(y + theta) - gammaln(theta) - gammaln(y + 1)
+                 + theta * (log_theta - log_theta_mu) + y * (eta - log_theta_mu))
+    return jnp.sum(terms * data.mask)
+
+
+def _score_and_weights(eta, data, log_theta, family, observed):
+    """d loglik / d eta and the (observed or expected) weights -d2/d eta2, masked."""
+    y = data.counts
+    mu = jnp.exp(eta)
+    if family == "poisson":
+        score, weight = y - mu, mu
+    else:
+        theta = jnp.exp(log_theta)
+        frac = jax.nn.sigmoid(eta - log_theta)  # mu / (theta + mu)
+        score = y - (y + theta) * frac
+        weight = (y + theta) * frac * (1 - frac) if observed else theta * frac
+    return score * data.mask, weight * data.mask
+
+
+def _penalised(params, data, z, family, latent_beta):
+    fixed, G, A, log_theta = _linear_parts(params, data, latent_beta)
+    g, w = z
+    eta = _eta(fixed, G, A, g, w)
+    return _loglik(eta, data, log_theta, family) - 0.5 * (g @ g) - 0.5 * jnp.sum(w * w)
+
+
+def _blocks(params, data, z, family, latent_beta, observed):
+    """Gradient of the negative log joint and the blocks of its Hessian at ``z``."""
+    fixed, G, A, log_theta = _linear_parts(params, data, latent_beta)
+    g, w = z
+    score, weight = _score_and_weights(_eta(fixed, G, A, g, w), data, log_theta, family, observed)
+    grad_g = g - G.T @ score.sum(1)
+    grad_w = w - jnp.einsum("ij,ik->jk", score, A)
+    H_gg = jnp.eye(G.shape[1]) + (G.T * weight.sum(1)) @ G
+    D = jnp.eye(A.shape[1]) + jnp.einsum("ij,ik,il->jkl", weight, A, A)
+    B = jnp.einsum("im,ij,ik->mjk", G, weight, A)
+    return (grad_g, grad_w), (H_gg, D, B)
+
+
+def _schur(H_gg, D, B):
+    """Cholesky factors of the isomiR blocks and of the Schur complement, and D^-1 B'."""
+    block_chol = jnp.linalg.cholesky(D)
+    solve_blocks = jax.vmap(lambda c, r: jax.scipy.linalg.cho_solve((c, True), r))
+    D_inv_Bt = solve_blocks(block_chol, jnp.transpose(B, (1, 2, 0)))  # (J, q, m)
+    S = H_gg - jnp.einsum("mjk,jkl->ml", B, D_inv_Bt)
+    return block_chol, jnp.linalg.cholesky(0.5 * (S + S.T)), D_inv_Bt, solve_blocks
+
+
+def _newton_step(grad, hessian):
+    """Solve H (dg, dw) = grad with the Schur complement of the isomiR blocks."""
+    (grad_g, grad_w), (H_gg, D, B) = grad, hessian
+    block_chol, schur_chol, D_inv_Bt, solve_blocks = _schur(H_gg, D, B)
+    D_inv_gw = solve_blocks(block_chol, grad_w)
+    rhs = grad_g - jnp.einsum("mjk,jk->m", B, D_inv_gw)
+    step_g = jax.scipy.linalg.cho_solve((schur_chol, True), rhs)
+    step_w = D_inv_gw - jnp.einsum("jkm,m->jk", D_inv_Bt, step_g)
+    return step_g, step_w
+
+
+def _log_det(hessian):
+    block_chol, schur_chol, _, _ = _schur(*hessian)
+    diagonal = jnp.diagonal(block_chol, axis1=1, axis2=2)
+    return 2 * jnp.sum(jnp.log(diagonal)) + 2 * jnp.sum(jnp.log(jnp.diagonal(schur_chol)))
+
+
+@partial(jax.jit, static_argnames=("family", "latent_beta"))
+def find_mode(params, data: Arrays, z0, family: str = "nb", latent_beta: bool = False):
+    """Mode of the latent field ``(g, w)`` given the parameters (damped Newton).
+
+    Parameters
+    ----------
+    params : array
+        ``(beta, *hyper)`` or ``hyper`` with ``latent_beta`` (module docstring).
+    data : Arrays
+    z0 : tuple (g (m,), w (J_pad, q))
+        Starting point, e.g. :func:`initial_latent` or the previous mode.
+
+    Returns
+    -------
+    (g, w), converged : tuple of arrays, bool array
+        Mode in spherical coordinates; whether the Newton iterations converged.
+    """
+    objective = partial(_penalised, params, data, family=family, latent_beta=latent_beta)
+    fractions = 0.5 ** jnp.arange(_HALVINGS)
+
+    def body(state):
+        z, value, iteration, _ = state
+        grad, hessian = _blocks(params, data, z, family, latent_beta, observed=True)
+        step = _newton_step(grad, hessian)
+        trial = jax.vmap(lambda f: objective((z[0] - f * step[0], z[1] - f * step[1])))(fractions)
+        trial = jnp.where(jnp.isfinite(trial), trial, -jnp.inf)
+        better = trial >= value
+        first = jnp.argmax(better)
+        fraction = jnp.where(better.any(), fractions[first], 0.0)
+        new_z = (z[0] - fraction * step[0], z[1] - fraction * step[1])
+        new_value = jnp.where(better.any(), trial[first], value)
+        size = jnp.maximum(jnp.max(jnp.abs(step[0])), jnp.max(jnp.abs(step[1])))
+        done = (size < 1e-9) | ((new_value - value < 1e-12 * (1 + jnp.abs(value))) & (size < 1e-5))
+        done = done | ~better.any()
+        return new_z, new_value, iteration + 1, done
+
+    def keep_going(state):
+        return (~state[3]) & (state[2] < _MAX_NEWTON)
+
+    start = (z0, objective(z0), 0, False)
+    z, _, _, done = jax.lax.while_loop(keep_going, body, start)
+    grad, _ = _blocks(params, data, z, family, latent_beta, observed=True)
+    small = jnp.maximum(jnp.max(jnp.abs(grad[0])), jnp.max(jnp.abs(grad[1]))) < 1e-4
+    return z, done & small
+
+
+def log_marginal(params, data: Arrays, mode, family: str = "nb", latent_beta: bool = False,
+                 n_steps: int = 1):
+    """Laplace log marginal likelihood, differentiable in ``params``.
+
+    Parameters
+    ----------
+    params : array
+        ``(beta, *hyper)``, or ``hyper`` with ``latent_beta`` (module docstring).
+    data : Arrays
+    mode : tuple (g (m,), w (J_pad, q))
+        The latent mode at ``params`` from :func:`find_mode` (treated as a constant).
+    n_steps : int
+        Newton steps taken from the stop-gradient mode: 1 gives exact gradients,
+        2 exact second derivatives as well.
+
+    Returns
+    -------
+    scalar
+        ``loglik(mode) - |latent|^2/2 - log det(H)/2``, H with expected weights.
+    """
+    z = jax.tree_util.tree_map(jax.lax.stop_gradient, mode)
+    for _ in range(n_steps):
+        grad, hessian = _blocks(params, data, z, family, latent_beta, observed=True)
+        step = _newton_step(grad, hessian)
+        z = (z[0] - step[0], z[1] - step[1])
+    _, hessian = _blocks(params, data, z, family, latent_beta, observed=False)
+    return _penalised(params, data, z, family, latent_beta) - 0.5 * _log_det(hessian)
+
+
+@partial(jax.jit, static_argnames=("family", "latent_beta"))
+def value_and_grad(params, data: Arrays, z0, family: str = "nb", latent_beta: bool = False):
+    """Laplace log marginal, its gradient in ``params``, the mode and its convergence flag.
+
+    One compiled call: :func:`find_mode` from ``z0`` then the gradient of
+    :func:`log_marginal` (one Newton step from the mode). Returns
+    ``(value, grad (len(params),), mode, converged)``.
+    """
+    mode, converged = find_mode(params, data, z0, family, latent_beta)
+    value, grad = jax.value_and_grad(log_marginal)(params, data, mode, family, latent_beta)
+    return value, grad, mode, converged
+
+
+@partial(jax.jit, static_argnames=("family", "latent_beta"))
+def hessian(params, data: Arrays, mode, family: str = "nb", latent_beta: bool = False):
+    """Exact Hessian (len(params), len(params)) of :func:`log_marginal` at ``params``.
+
+    Uses two Newton steps from ``mode`` (the mode at ``params`` from :func:`find_mode`);
+    one step would give wrong second derivatives. For the Gaussian/grid approximation of
+    the hyperparameters' posterior add the Hessian of their log-prior.
+    """
+    return jax.hessian(log_marginal)(params, data, mode, family, latent_beta, 2)
+
+
+@partial(jax.jit, static_argnames=("family", "latent_beta", "observed"))
+def latent_gaussian(params, data: Arrays, mode, family: str = "nb", latent_beta: bool = True,
+                    observed: bool = True) -> LatentGaussian:
+    """Gaussian approximation of the latent field at its mode given ``params``.
+
+    Parameters
+    ----------
+    params : array
+        ``hyper`` (k+2,) with ``latent_beta`` else ``(beta, *hyper)``.
+    mode : tuple
+        From :func:`find_mode` at the same ``params``.
+    observed : bool
+        Observed (True, as INLA) or expected Fisher weights in the precision.
+    """
+    _, hessian = _blocks(params, data, mode, family, latent_beta, observed)
+    block_chol, schur_chol, _, _ = _schur(*hessian)
+    return LatentGaussian(mode[0], mode[1], schur_chol, block_chol, hessian[2])
+
+
+@partial(jax.jit, static_argnames=("latent_beta",))
+def draw_latent(gaussian: LatentGaussian, params, data: Arrays, normals_g, normals_w,
+                latent_beta: bool = True):
+    """Draws of ``beta``, sample and isomiR effects from a :class:`LatentGaussian`.
+
+    Parameters
+    ----------
+    gaussian : LatentGaussian
+    params : array
+        The parameters the Gaussian was built at.
+    normals_g : array (S, m)
+        Standard normal draws (m = p + n with ``latent_beta``, else n).
+    normals_w : array (S, J_pad, q)
+        Standard normal draws.
+
+    Returns
+    -------
+    dict
+        ``beta`` (S, p) (the fixed ``beta`` repeated without ``latent_beta``),
+        ``sample_effect`` (S, n) = s v, ``isomir_effect`` (S, J_pad, q) = L w
+        (rows of padded isomiRs are meaningless: drop them with the mask).
+    """
+    beta, L, s, _ = split_params(params, data, latent_beta)
+    chol = gaussian.schur_chol
+    dg = jax.vmap(lambda e: jax.scipy.linalg.solve_triangular(chol, e, lower=True, trans="T"))(normals_g)
+    tri = jax.vmap(lambda c, e: jax.scipy.linalg.solve_triangular(c, e, lower=True, trans="T"))
+    noise_w = jax.vmap(lambda e: tri(gaussian.block_chol, e))(normals_w)
+    cho = jax.vmap(lambda c, r: jax.scipy.linalg.cho_solve((c, True), r))
+    shift = jax.vmap(lambda d: cho(gaussian.block_chol, jnp.einsum("mjk,m->jk", gaussian.cross, d)))(dg)
+    g = gaussian.g + dg
+    w = gaussian.w + noise_w - shift
+    p = data.X.shape[1]
+    if latent_beta:
+        betas, v = g[:, :p] * data.prior_sd, g[:, p:]
+    else:
+        betas, v = jnp.broadcast_to(beta, (g.shape[0], p)), g
+    return {"beta": betas, "sample_effect": s * v, "isomir_effect": w @ L.T}

@@ -1,0 +1,95 @@
+"""Nested Laplace: contract, determinism, calibration over repeated data, slope evidence, agreement with NUTS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mirna_sim import TRUTH, simulate_problem
+
+from bayesmir.inference.laplace import LaplaceInference
+from bayesmir.inference.nuts import NutsInference
+from bayesmir.model import reduced_problem
+
+
+@pytest.fixture(scope="module")
+def laplace():
+    return LaplaceInference()
+
+
+def draws(idata, name, index=None):
+    values = idata.posterior[name].values
+    values = values.reshape(-1, *values.shape[2:])
+    return values if index is None else values[:, index]
+
+
+def test_contract_and_determinism(laplace):
+    problem = simulate_problem(12, 8, seed=1)
+    idata, row = laplace.fit_one(problem, seed=3)
+    again, _ = laplace.fit_one(problem, seed=3)
+    post = idata.posterior
+    assert set(post.data_vars) == {"beta", "sd_isomir", "corr_isomir", "sd_sample", "dispersion",
+                                   "isomir_effect", "sample_effect"}
+    assert post["isomir_effect"].dims == ("chain", "draw", "isomir", "re_term")
+    assert list(post["isomir"].values) == problem.sequences
+    assert np.isfinite(post.attrs["log_marginal_likelihood"])
+    assert row["converged"] and 0 <= row["ess_bulk"] <= laplace.options["n_hyper"]
+    for name in post.data_vars:  # same seed -> identical draws
+        np.testing.assert_array_equal(post[name].values, again.posterior[name].values)
+    corr = draws(idata, "corr_isomir")
+    np.testing.assert_allclose(corr[:, 0, 0], 1.0)
+    assert np.all(np.abs(corr[:, 0, 1]) <= 1.0)
+
+
+def test_interval_coverage_over_repeated_datasets(laplace):
+    """95% intervals of the log fold change cover the truth ~95% of the time.
+
+    60 data sets from the model with fixed truth (mirna_sim.TRUTH, beta = 0.7). With
+    calibrated intervals the number covering is Binomial(60, 0.95): P(< 52) = 0.03. An
+    approximation with intervals half as wide as they should be would cover ~0.66.
+    """
+    covered = []
+    for seed in range(60):
+        problem = simulate_problem(10, 6, seed=1000 + seed)
+        idata, _ = laplace.fit_one(problem, seed=seed)
+        beta = draws(idata, "beta", 1)
+        low, high = np.quantile(beta, [0.025, 0.975])
+        covered.append(low <= TRUTH["beta"][1] <= high)
+    assert np.sum(covered) >= 52, np.sum(covered)
+
+
+@pytest.mark.parametrize("sd_slope, expect_usage", [(0.0, False), (0.8, True)])
+def test_slope_evidence_when_large_not_when_zero(laplace, sd_slope, expect_usage):
+    """Bayes factor full vs reduced: measured log BF -2.2..-0.05 for sd_slope = 0 and 19..42 for 0.8
+    (5 seeds each); the thresholds log(3) and log(100) separate them with room."""
+    for seed in range(3):
+        problem = simulate_problem(12, 10, seed=100 + seed, truth={"sd_isomir": np.array([1.0, sd_slope])})
+        full, _ = laplace.fit_one(problem, seed)
+        reduced, _ = laplace.fit_one(reduced_problem(problem), seed)
+        log_bf = full.posterior.attrs["log_marginal_likelihood"] - reduced.posterior.attrs["log_marginal_likelihood"]
+        if expect_usage:
+            assert log_bf > np.log(100), log_bf
+            assert np.mean(draws(full, "sd_isomir", 1) > 0.2) > 0.95
+        else:
+            assert log_bf < np.log(3), log_bf
+
+
+def test_agrees_with_nuts_on_easy_data(laplace):
+    """Same model and priors: posterior mean of beta within 0.25 NUTS SDs, SDs within 25%,
+    sd_slope medians within 30% (NUTS: 2 chains x 600 draws, so its own Monte Carlo error is
+    ~0.03 SD on the mean)."""
+    problem = simulate_problem(16, 8, seed=5)
+    fast, _ = laplace.fit_one(problem, seed=0)
+    nuts, _ = NutsInference(draws=600, tune=600, chains=2).fit_one(problem, seed=0)
+    for k in range(2):
+        a, b = draws(fast, "beta", k), draws(nuts, "beta", k)
+        assert abs(a.mean() - b.mean()) < 0.25 * b.std(), (k, a.mean(), b.mean(), b.std())
+        assert 0.8 < a.std() / b.std() < 1.25, (k, a.std(), b.std())
+    slope_fast, slope_nuts = np.median(draws(fast, "sd_isomir", 1)), np.median(draws(nuts, "sd_isomir", 1))
+    assert abs(slope_fast / slope_nuts - 1) < 0.3, (slope_fast, slope_nuts)
+
+
+def test_poisson_family_has_no_dispersion(laplace):
+    problem = simulate_problem(12, 6, seed=2, truth={"dispersion": 1e6})
+    idata, row = LaplaceInference(family="poisson").fit_one(problem, seed=0)
+    assert "dispersion" not in idata.posterior and row["converged"]
+    assert abs(draws(idata, "beta", 1).mean() - TRUTH["beta"][1]) < 3 * draws(idata, "beta", 1).std()
