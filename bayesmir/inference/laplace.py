@@ -66,7 +66,7 @@ def _objective(psi, data, z0, priors_vec, q, family):
 
 @partial(jax.jit, static_argnames=("q", "family"))
 def _log_posterior_many(psis, data, z0, priors_vec, q, family):
-    """Log posterior of each row of ``psis`` (sequential map: one compile, warm start z0)."""
+    """Log posterior of each row of ``psis`` and its latent mode (sequential map: one compile, warm start)."""
     priors = _priors_from_vec(priors_vec)
 
     def one(psi):
@@ -74,7 +74,7 @@ def _log_posterior_many(psis, data, z0, priors_vec, q, family):
         mode, converged = marginal.find_mode(params, data, z0, family, True)
         lm = marginal.log_marginal(params, data, mode, family, True, n_steps=0)
         value = lm + hyper.log_prior(psi, q, family, priors)
-        return jnp.where(converged & jnp.isfinite(value), value, -jnp.inf)
+        return jnp.where(converged & jnp.isfinite(value), value, -jnp.inf), mode
 
     return jax.lax.map(one, psis)
 
@@ -131,12 +131,12 @@ class LaplaceInference(Inference):
     def hyper_mode(self, data: marginal.Arrays, q: int):
         """Mode of ``log p(psi | y)``: L-BFGS-B in coordinates scaled by the curvature at the start.
 
-        Returns ``(psi, value, latent mode, scipy result)``. A point where the inner
-        Newton iterations fail (warm and cold start) gets a large finite value so the
-        line search backs off.
+        Returns ``(psi, value, latent mode, scipy result)`` at the best point evaluated. A
+        point where the inner Newton iterations fail (warm and cold start) gets a large
+        finite value so the line search backs off.
         """
         cold = marginal.initial_latent(data, True)
-        state = {"z": cold}
+        state = {"z": cold, "best": (-np.inf, None, cold)}
 
         def evaluate(psi):
             for z0 in (state["z"], cold):
@@ -144,10 +144,14 @@ class LaplaceInference(Inference):
                                                           self.family)
                 if bool(converged) and np.isfinite(float(value)):
                     state["z"] = mode
+                    if float(value) > state["best"][0]:
+                        state["best"] = (float(value), np.array(psi, dtype=float), mode)
                     return float(value), np.asarray(grad)
             return None, None
 
         start = hyper.initial_psi(q, self.family)
+        if evaluate(start)[0] is None:
+            raise RuntimeError("the latent mode search failed at the starting hyperparameters")
         scale = 1.0 / np.sqrt(np.clip(np.abs(np.diag(self._curvature(start, data, state["z"], q))), 1e-2, 1e6))
         lower, upper = (np.array(b) for b in zip(*_bounds(q, self.family)))
 
@@ -162,9 +166,8 @@ class LaplaceInference(Inference):
             bounds=list(zip((lower - start) / scale, (upper - start) / scale)),
             options={"maxiter": self.options["max_iterations"]},
         )
-        psi = start + scale * result.x
-        value, _ = evaluate(psi)
-        return psi, value, state["z"], result
+        value, psi, mode = state["best"]
+        return psi, value, mode, result
 
     def _curvature(self, psi: np.ndarray, data, mode, q: int) -> np.ndarray:
         """Hessian of the log posterior of ``psi`` by central differences of the gradient."""
@@ -198,12 +201,12 @@ class LaplaceInference(Inference):
         steps = 2 * sd[:, None] * axes.T  # row i: 2 SD along axis i
         probes = np.concatenate([psi + steps, psi - steps])
         drop = value - np.asarray(_log_posterior_many(jnp.asarray(probes), data, mode, self._priors_vec, q,
-                                                      self.family))
+                                                      self.family)[0])
         side_scale = 2.0 / np.sqrt(2.0 * np.clip(drop, 0.08, 50.0))  # 1 when the drop is Gaussian's 2
         return axes, sd, side_scale[:d], side_scale[d:]
 
     def importance_sample(self, psi, covariance, value, data, mode, q, rng):
-        """Importance sampling of ``psi``: PSIS-smoothed log weights, k-hat and ``log p(y)``.
+        """Importance sampling of ``psi``: points, PSIS-smoothed log weights, k-hat, ``log p(y)``, latent modes.
 
         Stage 1 uses the skewness-corrected split-t at the mode
         (:meth:`proposal_axes`). If its Pareto ``k`` exceeds 0.5, a second stage moves the
@@ -234,8 +237,8 @@ class LaplaceInference(Inference):
         inflation = np.where(rng.random(K) < wide, WIDE_SCALE, 1.0)[:, None]
         side = np.where(u >= 0, up, down)
         points = centre + (u * inflation * side * sd) @ axes.T
-        log_target = np.asarray(_log_posterior_many(jnp.asarray(points), data, mode, self._priors_vec, q,
-                                                    self.family))
+        log_target, modes = _log_posterior_many(jnp.asarray(points), data, mode, self._priors_vec, q, self.family)
+        log_target = np.asarray(log_target)
         z = u * inflation
         log_proposal = np.logaddexp(
             math.log1p(-wide) + _log_student_t(z, df),
@@ -245,7 +248,7 @@ class LaplaceInference(Inference):
         finite = np.isfinite(log_w)
         log_evidence = special.logsumexp(log_w[finite]) - math.log(K) if finite.any() else -math.inf
         smoothed, k_hat = az.psislw(np.where(finite, log_w, -np.inf))
-        return points, np.asarray(smoothed), float(k_hat), float(log_evidence)
+        return points, np.asarray(smoothed), float(k_hat), float(log_evidence), modes
 
     # ------------------------------------------------------------------ fit
     def fit_one(self, problem: MirnaProblem, seed: int):
@@ -255,10 +258,11 @@ class LaplaceInference(Inference):
         q = problem.Z.shape[1]
         psi, value, mode, result = self.hyper_mode(data, q)
         covariance = self.hyper_covariance(psi, data, mode, q)
-        points, log_w, k_hat, log_evidence = self.importance_sample(psi, covariance, value, data, mode, q, rng)
+        points, log_w, k_hat, log_evidence, modes = self.importance_sample(psi, covariance, value, data, mode, q,
+                                                                           rng)
         weights = np.exp(log_w - special.logsumexp(log_w))
         chosen = rng.choice(len(points), size=int(self.options["draws"]), p=weights)
-        posterior = self.posterior_draws(problem, data, points, chosen, mode, q, rng)
+        posterior = self.posterior_draws(problem, data, points, modes, chosen, q, rng)
         posterior.attrs = {"method": self.name, "family": self.family, "mirna": problem.mirna,
                            "log_marginal_likelihood": log_evidence}
         idata = az.InferenceData(posterior=posterior, **data_groups(problem))
@@ -274,13 +278,15 @@ class LaplaceInference(Inference):
         )
         return idata, row
 
-    def posterior_draws(self, problem, data, points, chosen, mode, q, rng) -> xr.Dataset:
-        """Draws of every contract variable: hyperparameters resampled, latent field Gaussian given them."""
+    def posterior_draws(self, problem, data, points, modes, chosen, q, rng) -> xr.Dataset:
+        """Draws of every contract variable: hyperparameters resampled, latent field Gaussian given them.
+
+        ``modes`` are the latent modes at ``points`` (from the importance-sampling stage).
+        """
         S, J = chosen.size, problem.n_isomirs
-        m = mode[0].size
-        normals_g = rng.standard_normal((S, m))
-        normals_w = rng.standard_normal((S, *mode[1].shape))
-        latent = _latent_draws(jnp.asarray(points), jnp.asarray(chosen), data, mode, normals_g, normals_w, q,
+        normals_g = rng.standard_normal((S, modes[0].shape[1]))
+        normals_w = rng.standard_normal((S, *modes[1].shape[1:]))
+        latent = _latent_draws(jnp.asarray(points), modes, jnp.asarray(chosen), data, normals_g, normals_w, q,
                                self.family)
         latent = {name: np.asarray(value) for name, value in latent.items()}
         latent["isomir_effect"] = latent["isomir_effect"][:, :J]
@@ -289,14 +295,14 @@ class LaplaceInference(Inference):
 
 
 @partial(jax.jit, static_argnames=("q", "family"))
-def _latent_draws(points, chosen, data, z0, normals_g, normals_w, q, family):
+def _latent_draws(points, modes, chosen, data, normals_g, normals_w, q, family):
     """Latent draws for each resampled hyperparameter point: Gaussians built once per point, then gathered."""
-    def gaussian_at(psi):
+    def gaussian_at(args):
+        psi, g, w = args
         params = hyper.to_hyper(psi, q, family)
-        mode, _ = marginal.find_mode(params, data, z0, family, True)
-        return params, marginal.latent_gaussian(params, data, mode, family, True)
+        return params, marginal.latent_gaussian(params, data, (g, w), family, True)
 
-    params, gaussians = jax.lax.map(gaussian_at, points)
+    params, gaussians = jax.lax.map(gaussian_at, (points, *modes))
 
     def one(args):
         index, e_g, e_w = args
