@@ -62,8 +62,8 @@ CountsArgument = Annotated[str, typer.Argument(
     help="Counts file (long/wide CSV or TSV, .h5ad, .rda) or the word 'example' for the bundled data.")]
 SamplesOption = Annotated[Path | None, typer.Option(
     "--samples", help="Sample metadata (CSV/TSV with a 'sample' column and 'group').")]
-MinMirnaOption = Annotated[float, typer.Option(help="Keep miRNAs with log2 median CPM above this.")]
-MinIsomirOption = Annotated[float, typer.Option(help="Keep isomiRs with log2 median CPM above this.")]
+MinMirnaOption = Annotated[float, typer.Option(help="Keep miRNAs with log (natural) median CPM above this.")]
+MinIsomirOption = Annotated[float, typer.Option(help="Keep isomiRs with log (natural) median CPM above this.")]
 MinIsomirsOption = Annotated[int, typer.Option(help="Keep miRNAs with at least this many isomiRs.")]
 
 
@@ -133,10 +133,26 @@ def fit(
         progress=not quiet, **options,
     )
     run = result.save(out)
+    write_inputs(run, counts, samples, filter_data, min_mirna_logcpm, min_isomir_logcpm, min_isomirs)
     tables = write_tables(result, run)
     if not quiet:
         print_top(tables["mirna"])
     typer.echo(summary_line(result, tables, run))
+
+
+def write_inputs(run: Path, counts: str, samples: Path | None, *filters) -> None:
+    """``inputs.json``: the command line, input files with their SHA-256, and the filter settings."""
+    import hashlib
+    import json
+    import sys
+
+    from bayesmir.data.example import example_path
+
+    files = list(example_path()) if counts == "example" else [Path(counts)] + ([samples] if samples else [])
+    checksums = {str(path): hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in files}
+    settings = dict(zip(("filter", "min_mirna_logcpm", "min_isomir_logcpm", "min_isomirs"), filters))
+    record = {"command": sys.argv, "counts": counts, "files_sha256": checksums, "filters": settings}
+    (run / "inputs.json").write_text(json.dumps(record, indent=1, default=str))
 
 
 def method_options(method: str, family: str, **given) -> dict:

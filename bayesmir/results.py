@@ -6,8 +6,13 @@ them; failed fits appear with NaN and ``flag = "failed: ..."``, unconverged ones
 
 - :meth:`FitResult.mirna_table`: per miRNA and coefficient, posterior summaries, the
   local false sign rate ``lfsr = min(P(beta >= 0), P(beta <= 0))``, ``P(|beta| > delta)``
-  and a Bayesian FDR ``qvalue``: for each coefficient, the running mean of the sorted
-  lfsr over miRNAs (ashr's ``qval.from.lfdr`` applied to the lfsr, i.e. its s-value).
+  ``qvalue``: Benjamini-Hochberg adjustment, per coefficient across miRNAs, of the
+  posterior two-sided tail probability ``2 * lfsr`` (equal to the two-sided Wald p-value
+  for a Gaussian posterior under a flat prior), so ``qvalue < 0.05`` calls behave like
+  DESeq2's ``padj < 0.05``; and ``svalue``: ashr's s-value, the running mean of the sorted
+  lfsr (a Bayesian false *sign* rate; it calls more, since under a continuous prior an
+  effect of exactly 0 has no mass, and on the shared simulation it called 26 of 80 null
+  miRNAs at 0.05 where ``qvalue`` called 5).
 - :meth:`FitResult.isomir_table`: per isomiR, its own log fold change ``beta_c + b_jc``,
   its deviation ``b_jc`` from the miRNA's, and its baseline share (softmax of the isomiR
   intercept effects: the expected share of the miRNA's counts at the reference levels).
@@ -129,9 +134,11 @@ class FitResult:
                 draws = None if idata is None else _draws(idata.posterior["beta"].sel(coef=coef))
                 rows.append({"miRNA": mirna, "coef": coef, **summarise_draws(draws, delta, hdi_prob)})
         table = pd.DataFrame(rows)
-        table["qvalue"] = table.groupby("coef", dropna=False)["lfsr"].transform(qvalues_from_lfsr)
+        by_coef = table.groupby("coef", dropna=False)["lfsr"]
+        table["qvalue"] = by_coef.transform(lambda lfsr: benjamini_hochberg(np.minimum(2 * lfsr, 1.0)))
+        table["svalue"] = by_coef.transform(qvalues_from_lfsr)
         front = ["miRNA", "coef", "mean", "sd", "median", "eti_low", "eti_high", "hdi_low", "hdi_high",
-                 "lfsr", "p_abs_gt_delta", "qvalue"]
+                 "lfsr", "p_abs_gt_delta", "qvalue", "svalue"]
         return self._with_flags(table[front])
 
     def isomir_table(self, hdi_prob: float = 0.95) -> pd.DataFrame:
@@ -314,6 +321,18 @@ def summarise_draws(draws: np.ndarray | None, delta: float = 0.0, hdi_prob: floa
 def lfsr(draws: np.ndarray) -> float:
     """Local false sign rate ``min(P(x >= 0), P(x <= 0))`` estimated from draws."""
     return float(min(np.mean(draws >= 0), np.mean(draws <= 0)))
+
+
+def benjamini_hochberg(p_values) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (NaN stay NaN and do not count)."""
+    from scipy.stats import false_discovery_control
+
+    values = np.asarray(p_values, dtype=float)
+    result = np.full(values.shape, np.nan)
+    finite = np.isfinite(values)
+    if finite.any():
+        result[finite] = false_discovery_control(values[finite], method="bh")
+    return result
 
 
 def qvalues_from_lfsr(values) -> np.ndarray:

@@ -77,14 +77,20 @@ def test_mirna_table_matches_normal_theory(result):
     assert table.loc["mir-fail", "flag"].startswith("failed") and np.isnan(table.loc["mir-fail", "lfsr"])
 
 
-def test_qvalue_is_running_mean_of_sorted_lfsr(result):
-    """Hand-computed: lfsr (0.3, 0.01, NaN, 0.1) -> sorted 0.01, 0.1, 0.3 -> q 0.01, 0.055, 0.41/3."""
-    q = qvalues_from_lfsr([0.3, 0.01, np.nan, 0.1])
-    np.testing.assert_allclose(q, [0.41 / 3, 0.01, np.nan, 0.055], rtol=1e-12)
+def test_svalue_is_running_mean_of_sorted_lfsr(result):
+    """Hand-computed: lfsr (0.3, 0.01, NaN, 0.1) -> sorted 0.01, 0.1, 0.3 -> s 0.01, 0.055, 0.41/3."""
+    s = qvalues_from_lfsr([0.3, 0.01, np.nan, 0.1])
+    np.testing.assert_allclose(s, [0.41 / 3, 0.01, np.nan, 0.055], rtol=1e-12)
     table = result.mirna_table()
     finite = table.dropna(subset=["lfsr"])
-    np.testing.assert_allclose(finite["qvalue"], qvalues_from_lfsr(finite["lfsr"]), rtol=1e-12)
-    assert (finite["qvalue"] <= finite["lfsr"].max() + 1e-12).all()
+    np.testing.assert_allclose(finite["svalue"], qvalues_from_lfsr(finite["lfsr"]), rtol=1e-12)
+
+
+def test_qvalue_is_bh_of_twice_lfsr():
+    """Hand-computed BH of p = 2 lfsr = (0.6, 0.02, 0.2): sorted 0.02, 0.2, 0.6 -> 0.06, 0.3, 0.6."""
+    from bayesmir.results import benjamini_hochberg
+
+    np.testing.assert_allclose(benjamini_hochberg([0.6, 0.02, np.nan, 0.2]), [0.6, 0.06, np.nan, 0.3])
 
 
 def test_isomir_table_shares_and_fold_changes(result):

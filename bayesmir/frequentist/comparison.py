@@ -7,7 +7,7 @@ a frequentist table (``fit_frequentist``/``lrt``, ``fit_aggregated`` for one met
 
 Calls at level ``alpha`` (default 0.05):
 
-- Bayesian: ``lfsr < alpha`` or ``qvalue < alpha``;
+- Bayesian: ``qvalue < alpha`` (BH on the posterior two-sided tail probability ``2 lfsr``);
 - frequentist: Benjamini-Hochberg-adjusted Wald p (over the frequentist table) ``< alpha``;
 - isomiR slopes: Bayesian when ``log_bayes_factor`` (else Savage-Dickey's) exceeds
   ``log(3)`` ("positive" evidence, Kass & Raftery); frequentist when the LRT p
@@ -218,7 +218,7 @@ def _with_comparisons(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
         table["ci_high_freq"] - table["ci_low_freq"])
     # a zero estimate is no opposite sign; missing on either side is no agreement
     table["sign_agree"] = (table["estimate_bayes"] * table["estimate_freq"]) >= 0
-    table["call_bayes"] = (table["lfsr"] < alpha) | (table["qvalue"] < alpha)
+    table["call_bayes"] = table["qvalue"] < alpha
     table["call_freq"] = table["padj_freq"] < alpha
     both_called = table["call_bayes"] & table["call_freq"]
     table["disagree"] = in_both & ((table["call_bayes"] != table["call_freq"])
