@@ -102,7 +102,8 @@ def fit(
     min_isomir_logcpm: MinIsomirOption = -1.0,
     min_isomirs: MinIsomirsOption = 2,
     normalisation: Annotated[Normalisation, typer.Option(help="Library-size offset.")] = Normalisation.total,
-    jobs: Annotated[int, typer.Option("--jobs", help="Worker processes (methods that allow them).")] = 1,
+    jobs: Annotated[int, typer.Option("--jobs", help="Worker processes for methods that allow them "
+                                      "(laplace); -1: one per core.")] = -1,
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", help="Only the final summary line.")] = False,
     draws: Annotated[int | None, typer.Option(hidden=True, help="Method option: posterior draws.")] = None,

@@ -12,6 +12,7 @@ The driver turns an :class:`~bayesmir.data.IsomirData` into one
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import warnings
 from collections.abc import Iterator, Sequence
@@ -193,6 +194,8 @@ def _run(
     if n_jobs != 1 and inference.process_parallel:
         from joblib import Parallel, delayed
 
+        # one thread per worker process: XLA's own threads would compete with the other workers
+        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
         outputs = Parallel(n_jobs=n_jobs, return_as="generator")(
             delayed(fit_safely)(inference, problem, s) for (_, problem), s in zip(tasks, seeds)
         )

@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln
 
-from bayesmir.problem import MirnaProblem
+from bayesmir.problem import MirnaProblem, padded_counts
 
 jax.config.update("jax_enable_x64", True)
 
@@ -112,14 +112,8 @@ def pack_problem(
     pad_to : int, optional
         Padded isomiR count; default :func:`bucket_size` of the real count.
     """
-    n, J = problem.counts.shape
-    size = bucket_size(J) if pad_to is None else int(pad_to)
-    if size < J:
-        raise ValueError(f"pad_to={size} is smaller than the {J} isomiRs of {problem.mirna}")
-    counts = np.zeros((n, size))
-    counts[:, :J] = problem.counts
-    mask = np.zeros(size)
-    mask[:J] = 1.0
+    size = bucket_size(problem.n_isomirs) if pad_to is None else int(pad_to)
+    counts, mask = padded_counts(problem, size)
     p = problem.X.shape[1]
     return Arrays(
         jnp.asarray(counts),

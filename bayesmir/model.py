@@ -34,7 +34,7 @@ import xarray as xr
 from scipy import special
 
 from bayesmir.priors import Priors
-from bayesmir.problem import MirnaProblem
+from bayesmir.problem import MirnaProblem, padded_counts
 
 FAMILIES = ("nb", "poisson")
 
@@ -197,14 +197,7 @@ def model_data(problem: MirnaProblem, n_isomirs: int | None = None) -> dict[str,
         ``counts`` (n, n_isomirs) float (padded columns 0), ``mask`` (n_isomirs,),
         ``offset`` (n,), ``X`` (n, p), ``Z`` (n, q), all float64.
     """
-    n, J = problem.counts.shape
-    n_isomirs = J if n_isomirs is None else int(n_isomirs)
-    if n_isomirs < J:
-        raise ValueError(f"cannot pad {J} isomiRs to {n_isomirs}")
-    counts = np.zeros((n, n_isomirs))
-    counts[:, :J] = problem.counts
-    mask = np.zeros(n_isomirs)
-    mask[:J] = 1.0
+    counts, mask = padded_counts(problem, problem.n_isomirs if n_isomirs is None else int(n_isomirs))
     return {
         "counts": counts,
         "mask": mask,

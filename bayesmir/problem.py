@@ -62,6 +62,26 @@ class MirnaProblem:
         return self.counts.shape[1]
 
 
+def padded_counts(problem: MirnaProblem, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Counts with the isomiR axis padded with zero columns to ``size``, and the mask of real isomiRs.
+
+    Padding lets one compiled model serve every miRNA of a size bucket.
+
+    Returns
+    -------
+    counts : numpy.ndarray, shape (n_samples, size), float64
+    mask : numpy.ndarray, shape (size,), 1.0 for real isomiRs, 0.0 for padding
+    """
+    n, J = problem.counts.shape
+    if size < J:
+        raise ValueError(f"cannot pad the {J} isomiRs of {problem.mirna} to {size}")
+    counts = np.zeros((n, size))
+    counts[:, :J] = problem.counts
+    mask = np.zeros(size)
+    mask[:J] = 1.0
+    return counts, mask
+
+
 def library_offset(
     library_size: pd.Series, mirna_counts: pd.DataFrame | None = None, normalisation: str = "total"
 ) -> pd.Series:

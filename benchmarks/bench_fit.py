@@ -36,6 +36,7 @@ GLMER_SECONDS = 853.0  # full 593 s + reduced 260 s, anchors/README.md (lme4_run
 CONFIGS = {
     "laplace": {"method": "laplace", "normalisation": "total"},
     "laplace_median_ratio": {"method": "laplace", "normalisation": "median_ratio"},
+    "laplace_2jobs": {"method": "laplace", "normalisation": "total", "n_jobs": 2},
     "nuts_subset": {"method": "nuts", "normalisation": "total", "mirnas": 12},
     "laplace_subset": {"method": "laplace", "normalisation": "total", "mirnas": 12},
 }
@@ -51,7 +52,7 @@ def run_config(name: str) -> dict:
     start = time.perf_counter()
     fit = bayesmir.fit(data, formula="~ group", reference={"group": "ctrl"}, method=config["method"],
                        normalisation=config["normalisation"], reduced=True, progress=False, seed=1,
-                       mirnas=mirnas)
+                       mirnas=mirnas, n_jobs=config.get("n_jobs", 1))
     seconds = time.perf_counter() - start
     per_mirna = fit.diagnostics["seconds"].to_numpy() + fit.diagnostics_reduced["seconds"].to_numpy()
     fit_seconds = float(per_mirna.sum())
@@ -107,7 +108,13 @@ def environment() -> dict:
 
 
 def write(rows: list[dict]) -> None:
+    """Write fit_sim.json/.md; rows of configurations not re-run this time are kept from the last file."""
     RESULTS.mkdir(parents=True, exist_ok=True)
+    previous = RESULTS / "fit_sim.json"
+    if previous.is_file():
+        done = {row["config"] for row in rows}
+        kept = [row for row in json.loads(previous.read_text())["results"] if row["config"] not in done]
+        rows = kept + rows
     reference = pd.read_csv(SIM / "lme4_metrics_vs_truth.csv").iloc[0].to_dict()
     document = {"environment": environment(), "glmer_nb_recorded": {**reference, "seconds": GLMER_SECONDS},
                 "results": rows}
@@ -117,7 +124,8 @@ def write(rows: list[dict]) -> None:
     frame["speedup_fitting_only"] = GLMER_SECONDS / 120 * frame["n_mirnas"] / frame["seconds_fitting"]
     columns = ["config", "n_mirnas", "seconds_total", "seconds_fitting", "speedup_vs_glmer_nb",
                "speedup_fitting_only", "peak_rss_gb", "converged", "mse", "bias_null", "coverage",
-               "coverage_with_slope", "coverage_without_slope", "TPR_q", "TNR_q", "AUC", "slope_detected",
+               "coverage_with_slope", "coverage_without_slope", "TPR_q", "TNR_q", "TPR_lfsr", "TNR_lfsr", "AUC",
+               "slope_detected",
                "slope_false"]
     lines = [f"# bench_fit: {document['environment']['date']}", "",
              (f"`{document['environment']['command']}` on {document['environment']['cpu']} "
@@ -140,7 +148,8 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", default="laplace,laplace_median_ratio,laplace_subset,nuts_subset")
+    parser.add_argument("--configs",
+                        default="laplace,laplace_median_ratio,laplace_2jobs,laplace_subset,nuts_subset")
     parser.add_argument("--single", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single:

@@ -11,8 +11,11 @@ Instead, per miRNA:
    (log SDs, correlation, log theta; :mod:`bayesmir.inference.hyper`).
 2. The mode of ``log p(y | psi) + log p(psi)`` is found with L-BFGS-B (JAX gradients)
    and its curvature by central differences of the gradient.
-3. ``n_hyper`` points are drawn from a multivariate Student-t (4 df) at that mode and
-   weighted by importance sampling, ``w = p(y | psi) p(psi) / q(psi)``; the weights are
+3. ``n_hyper`` points are drawn from a proposal at that mode — a Student-t (4 df) with a
+   scale per axis and side (skewness), mixed with a 2.5x wider copy (defensive) — and
+   weighted by importance sampling, ``w = p(y | psi) p(psi) / q(psi)``; if the Pareto
+   ``k`` exceeds 0.5 a second stage of ``n_hyper`` points is drawn around the weighted
+   mean and covariance of the first (adaptive). The weights are
    Pareto-smoothed (PSIS) and their shape ``k`` is the reliability diagnostic
    (``k > 0.7``: not converged). The mean weight estimates the marginal likelihood
    ``p(y)`` (``posterior.attrs["log_marginal_likelihood"]``), hence the Bayes factor of
@@ -47,7 +50,8 @@ from bayesmir.problem import MirnaProblem
 
 WIDE_SCALE = 2.5  # scale of the defensive mixture component
 _DRAW_BATCH = 100  # draws vectorised at once (memory ~ batch x latent size x isomiRs)
-DEFAULTS = {"draws": 1000, "n_hyper": 128, "t_df": 4.0, "wide_fraction": 0.2, "max_pareto_k": 0.7, "max_iterations": 200}
+DEFAULTS = {"draws": 1000, "n_hyper": 64, "t_df": 4.0, "wide_fraction": 0.2, "max_pareto_k": 0.7,
+            "max_iterations": 200}
 
 
 @partial(jax.jit, static_argnames=("q", "family"))
@@ -102,7 +106,7 @@ class LaplaceInference(Inference):
     draws : int
         Posterior draws returned (one chain); default 1000.
     n_hyper : int
-        Importance-sampling points for the hyperparameters; default 128.
+        Importance-sampling points for the hyperparameters; default 64 (per stage).
     t_df : float
         Degrees of freedom of the Student-t proposal; default 4.
     max_pareto_k : float
@@ -214,24 +218,25 @@ class LaplaceInference(Inference):
         sampling) and only the second stage is used.
         """
         axes, sd, up, down = self.proposal_axes(psi, covariance, value, data, mode, q)
-        stage = self._weighted_draws(psi, axes, sd, up, down, data, mode, q, rng)
+        stage = self._weighted_draws(psi, axes, sd, up, down, data, mode, q, rng, self.options["n_hyper"])
         if stage[2] > 0.5:
             weights = np.exp(stage[1] - special.logsumexp(stage[1]))
             centre = weights @ stage[0]
             spread = (stage[0] - centre).T @ ((stage[0] - centre) * weights[:, None])
             eigenvalues, axes = np.linalg.eigh(0.5 * (spread + covariance))
             ones = np.ones_like(eigenvalues)
-            stage = self._weighted_draws(centre, axes, np.sqrt(eigenvalues), ones, ones, data, mode, q, rng)
+            stage = self._weighted_draws(centre, axes, np.sqrt(eigenvalues), ones, ones, data, mode, q, rng,
+                                         self.options["n_hyper"])
         return stage
 
-    def _weighted_draws(self, centre, axes, sd, up, down, data, mode, q, rng):
+    def _weighted_draws(self, centre, axes, sd, up, down, data, mode, q, rng, K):
         """Draws from the defensive split-t mixture and their PSIS-smoothed log weights.
 
         The proposal is ``(1 - wide) * t(scales) + wide * t(2.5 x scales)`` (Hesterberg's
         defensive mixture): the wide component covers funnels such as the correlation
         reverting to its prior when ``sd_slope`` is near 0, which keeps the weights bounded.
         """
-        d, K, df = centre.size, int(self.options["n_hyper"]), float(self.options["t_df"])
+        d, K, df = centre.size, int(K), float(self.options["t_df"])
         wide = float(self.options["wide_fraction"])
         u = rng.standard_normal((K, d)) * np.sqrt(df / rng.chisquare(df, K))[:, None]
         inflation = np.where(rng.random(K) < wide, WIDE_SCALE, 1.0)[:, None]
