@@ -106,9 +106,9 @@ def fit(
                                       "(laplace); -1: one per core.")] = -1,
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", help="Only the final summary line.")] = False,
-    draws: Annotated[int | None, typer.Option(hidden=True, help="Method option: posterior draws.")] = None,
-    tune: Annotated[int | None, typer.Option(hidden=True, help="Method option: tuning steps.")] = None,
-    chains: Annotated[int | None, typer.Option(hidden=True, help="Method option: chains.")] = None,
+    draws: Annotated[int | None, typer.Option(help="Posterior draws (per chain for nuts).")] = None,
+    tune: Annotated[int | None, typer.Option(help="nuts: tuning steps per chain.")] = None,
+    chains: Annotated[int | None, typer.Option(help="nuts: chains.")] = None,
 ) -> None:
     """Fit the Bayesian isomiR mixed model to every miRNA and save the run.
 
