@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln
 
-from bayesmir.problem import MirnaProblem, padded_counts
+from bayesmir.problem import MirnaProblem, bucket_size, padded_counts
 
 jax.config.update("jax_enable_x64", True)
 
@@ -91,14 +91,6 @@ class LatentGaussian(NamedTuple):
     cross: jax.Array  #: (m, J_pad, q) the cross block B
 
 
-def bucket_size(n_isomirs: int) -> int:
-    """Padded isomiR count: the next power of 4 (at least 4), so few shapes get compiled."""
-    size = 4
-    while size < n_isomirs:
-        size *= 4
-    return size
-
-
 def pack_problem(
     problem: MirnaProblem, prior_sd: np.ndarray | float = 1.0, pad_to: int | None = None
 ) -> Arrays:
@@ -110,9 +102,9 @@ def pack_problem(
     prior_sd : float or array of shape (p,)
         Prior SD of each fixed effect (``latent_beta`` mode only).
     pad_to : int, optional
-        Padded isomiR count; default :func:`bucket_size` of the real count.
+        Padded isomiR count; default ``bucket_size(J, base=4)`` (powers of 4).
     """
-    size = bucket_size(problem.n_isomirs) if pad_to is None else int(pad_to)
+    size = bucket_size(problem.n_isomirs, base=4) if pad_to is None else int(pad_to)
     counts, mask = padded_counts(problem, size)
     p = problem.X.shape[1]
     return Arrays(
@@ -166,17 +158,19 @@ def _eta(fixed, G, A, g, w):
     return fixed[:, None] + (G @ g)[:, None] + A @ w.T
 
 
-def _loglik(eta, data, log_theta, family):
-    """Masked log-likelihood of all counts."""
+def _loglik(eta, data, log_theta, family, constants=True):
+    """Masked log-likelihood of all counts (``constants=False``: without the terms free of ``eta``,
+    the log-gamma functions, which the mode search does not need)."""
     y = data.counts
     if family == "poisson":
-        terms = y * eta - jnp.exp(eta) - gammaln(y + 1)
+        terms = y * eta - jnp.exp(eta)
+        fixed = -gammaln(y + 1)
     else:
         theta = jnp.exp(log_theta)
         log_theta_mu = jnp.logaddexp(log_theta, eta)
-        terms = (gammaln(y + theta) - gammaln(theta) - gammaln(y + 1)
-                 + theta * (log_theta - log_theta_mu) + y * (eta - log_theta_mu))
-    return jnp.sum(terms * data.mask)
+        terms = theta * (log_theta - log_theta_mu) + y * (eta - log_theta_mu)
+        fixed = gammaln(y + theta) - gammaln(theta) - gammaln(y + 1)
+    return jnp.sum((terms + fixed if constants else terms) * data.mask)
 
 
 def _score_and_weights(eta, data, log_theta, family, observed):
@@ -193,11 +187,11 @@ def _score_and_weights(eta, data, log_theta, family, observed):
     return score * data.mask, weight * data.mask
 
 
-def _penalised(params, data, z, family, latent_beta):
+def _penalised(params, data, z, family, latent_beta, constants=True):
     fixed, G, A, log_theta = _linear_parts(params, data, latent_beta)
     g, w = z
     eta = _eta(fixed, G, A, g, w)
-    return _loglik(eta, data, log_theta, family) - 0.5 * (g @ g) - 0.5 * jnp.sum(w * w)
+    return _loglik(eta, data, log_theta, family, constants) - 0.5 * (g @ g) - 0.5 * jnp.sum(w * w)
 
 
 def _blocks(params, data, z, family, latent_beta, observed):
@@ -256,7 +250,7 @@ def find_mode(params, data: Arrays, z0, family: str = "nb", latent_beta: bool = 
     (g, w), converged : tuple of arrays, bool array
         Mode in spherical coordinates; whether the Newton iterations converged.
     """
-    objective = partial(_penalised, params, data, family=family, latent_beta=latent_beta)
+    objective = partial(_penalised, params, data, family=family, latent_beta=latent_beta, constants=False)
     fractions = 0.5 ** jnp.arange(_HALVINGS)
 
     def body(state):

@@ -62,6 +62,20 @@ class MirnaProblem:
         return self.counts.shape[1]
 
 
+def bucket_size(n_isomirs: int, base: int = 2) -> int:
+    """Padded isomiR count: the next power of ``base``, at least 4.
+
+    Compiled models (nutpie, the JAX engine) are specific to array shapes; padding the
+    isomiR axis to a few bucket sizes lets one compiled model serve many miRNAs. The JAX
+    engine uses ``base=4`` (fewer compiles; measured: no slower than powers of two, its
+    cost being per call rather than per array element), nutpie ``base=2``.
+    """
+    size = 4
+    while size < int(n_isomirs):
+        size *= base
+    return size
+
+
 def padded_counts(problem: MirnaProblem, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Counts with the isomiR axis padded with zero columns to ``size``, and the mask of real isomiRs.
 

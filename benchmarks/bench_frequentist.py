@@ -36,7 +36,7 @@ from anchor_problems import reference, sim_problems
 
 from bayesmir.frequentist import lrt
 from bayesmir.frequentist.mle import fit_problem, reduced_problem
-from bayesmir.marginal import bucket_size
+from bayesmir.problem import bucket_size
 
 
 def cpu_model() -> str:
@@ -55,7 +55,7 @@ def compile_all(problems: list) -> float:
     start = time.perf_counter()
     seen = set()
     for problem in problems:
-        bucket = bucket_size(problem.n_isomirs)
+        bucket = bucket_size(problem.n_isomirs, base=4)
         if bucket not in seen:
             seen.add(bucket)
             fit_problem(problem)

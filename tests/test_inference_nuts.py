@@ -8,7 +8,8 @@ import pytest
 from mirna_sim import TRUTH, simulate_problem
 
 from bayesmir.inference import DIAGNOSTIC_COLUMNS, get_method
-from bayesmir.inference.nuts import bucket_size, clear_compiled_cache, nutpie_available
+from bayesmir.inference.nuts import clear_compiled_cache, nutpie_available
+from bayesmir.problem import bucket_size
 
 pytestmark = pytest.mark.skipif(not nutpie_available(), reason="nutpie not installed")
 

@@ -83,6 +83,12 @@ def _log_posterior_many(psis, data, z0, priors_vec, q, family):
     return jax.lax.map(one, psis)
 
 
+@partial(jax.jit, static_argnames=("q", "family"))
+def _gradients_many(psis, data, z0, priors_vec, q, family):
+    """Gradient of the log posterior at each row of ``psis`` (one compiled call)."""
+    return jax.lax.map(lambda psi: _objective(psi, data, z0, priors_vec, q, family)[1], psis)
+
+
 class _PriorsView:
     """The prior scales as attributes of JAX scalars (so jitted code can take them as data)."""
 
@@ -176,14 +182,10 @@ class LaplaceInference(Inference):
     def _curvature(self, psi: np.ndarray, data, mode, q: int) -> np.ndarray:
         """Hessian of the log posterior of ``psi`` by central differences of the gradient."""
         step = 1e-4
-        d = psi.size
-        hessian = np.zeros((d, d))
-        for k in range(d):
-            shift = np.zeros(d)
-            shift[k] = step
-            grads = [np.asarray(_objective(jnp.asarray(psi + sign * shift), data, mode, self._priors_vec, q,
-                                           self.family)[1]) for sign in (1, -1)]
-            hessian[:, k] = (grads[0] - grads[1]) / (2 * step)
+        shifts = step * np.eye(psi.size)
+        grads = np.asarray(_gradients_many(jnp.asarray(np.concatenate([psi + shifts, psi - shifts])), data, mode,
+                                           self._priors_vec, q, self.family))
+        hessian = (grads[: psi.size] - grads[psi.size:]).T / (2 * step)
         return 0.5 * (hessian + hessian.T)
 
     def hyper_covariance(self, psi: np.ndarray, data, mode, q: int) -> np.ndarray:

@@ -43,7 +43,7 @@ from bayesmir.model import (
     pointwise_log_likelihood,
     posterior_predictive_draws,
 )
-from bayesmir.problem import MirnaProblem
+from bayesmir.problem import MirnaProblem, bucket_size
 
 DEFAULTS = {
     "draws": 1000,
@@ -65,11 +65,6 @@ _COMPILED: dict[tuple, object] = {}
 def clear_compiled_cache() -> None:
     """Forget every compiled model (the next fit of each bucket compiles again)."""
     _COMPILED.clear()
-
-
-def bucket_size(n_isomirs: int) -> int:
-    """Padded isomiR dimension: the next power of two, at least 4."""
-    return max(4, 1 << max(0, int(n_isomirs) - 1).bit_length())
 
 
 def default_target_accept(n_isomirs: int) -> float:
