@@ -11,6 +11,7 @@ The driver turns an :class:`~bayesmir.data.IsomirData` into one
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import platform
@@ -18,7 +19,10 @@ import warnings
 from collections.abc import Iterator, Sequence
 from importlib import metadata
 
+import numpy as np
+
 from bayesmir.design import Design, build_design
+from bayesmir.errors import InputError
 from bayesmir.inference import Inference, diagnostics_row, get_method
 from bayesmir.model import reduced_problem
 from bayesmir.priors import Priors
@@ -50,6 +54,7 @@ def fit(
     progress: bool = True,
     reduced: bool | None = None,
     mirnas: Sequence[str] | None = None,
+    pooling: bool = False,
     **method_options,
 ) -> FitResult:
     """Fit the Bayesian isomiR mixed model to every miRNA of ``data``.
@@ -88,6 +93,11 @@ def fit(
         otherwise.
     mirnas : sequence of str, optional
         Fit only these miRNAs (default all, ``data.mirnas``).
+    pooling : bool
+        Cross-miRNA pooling (``"laplace"`` only): a first pass fits every miRNA, then the
+        priors of ``log theta``, the log isomiR-intercept SD and the log sample SD become normals fitted
+        to the first pass's posterior medians across miRNAs (empirical Bayes;
+        :func:`pooled_priors`), and every miRNA is fitted again with them.
     **method_options
         Passed to the method, e.g. ``draws=500, tune=500`` for NUTS.
 
@@ -105,13 +115,56 @@ def fit(
     offset = library_offset(data.library_size, mirna_counts, normalisation).loc[data.samples.index]
     names = list(mirnas) if mirnas is not None else list(data.mirnas)
     problems = [data.problem(name, design, offset) for name in names]
+    if pooling:
+        if method != "laplace":
+            raise InputError(f"pooling=True needs method='laplace', not {method!r}")
+        first = fit_problems(problems, method=method, family=family, priors=priors, seed=seed, n_jobs=n_jobs,
+                             progress=progress, reduced=False, **method_options)
+        priors = pooled_priors(first, priors or Priors(), family)
     result = fit_problems(
         problems, method=method, family=family, priors=priors, seed=seed, n_jobs=n_jobs,
         progress=progress, reduced=reduced, design=design,
         filter_report=getattr(data, "filter_report", None), **method_options,
     )
-    result.options.update(normalisation=normalisation, reference=reference)
+    result.options.update(normalisation=normalisation, reference=reference, pooling=bool(pooling))
     return result
+
+
+MIN_POOLED = 5  # converged miRNAs needed to estimate a pooled prior
+
+
+def pooled_priors(first: FitResult, priors: Priors, family: str = "nb") -> Priors:
+    """Empirical-Bayes priors from a first pass: normals on ``log theta``, ``log sd_isomir[0]``, ``log sd_sample``.
+
+    Centre: the median over converged miRNAs of each one's posterior median; scale:
+    1.4826 x the median absolute deviation (the SD for normal data), at least 0.1. The
+    spread of estimates includes their estimation error, so the pooled prior is a little
+    wider than the population it estimates (conservative).
+
+    Raises
+    ------
+    InputError
+        Fewer than :data:`MIN_POOLED` converged miRNAs.
+    """
+    converged = set(first.diagnostics.loc[first.diagnostics["converged"], "miRNA"])
+    posteriors = [idata.posterior for name, idata in first.posteriors.items() if name in converged]
+    if len(posteriors) < MIN_POOLED:
+        raise InputError(f"pooling needs at least {MIN_POOLED} converged miRNAs, the first pass has "
+                         f"{len(posteriors)}; fit with pooling=False")
+
+    def centre_and_scale(values):
+        values = np.log(np.asarray(values, dtype=float))
+        centre = float(np.median(values))
+        return centre, max(0.1, 1.4826 * float(np.median(np.abs(values - centre))))
+
+    sd_isomir = centre_and_scale([float(p["sd_isomir"].isel(re_term=0).median()) for p in posteriors])
+    sd_sample = centre_and_scale([float(p["sd_sample"].median()) for p in posteriors])
+    updates = {"pooled_log_sd_isomir_mean": sd_isomir[0], "pooled_log_sd_isomir_sd": sd_isomir[1],
+               "pooled_log_sd_sample_mean": sd_sample[0], "pooled_log_sd_sample_sd": sd_sample[1]}
+    if family == "nb":
+        dispersion = centre_and_scale([float(p["dispersion"].median()) for p in posteriors])
+        updates.update(pooled_log_dispersion_mean=dispersion[0], pooled_log_dispersion_sd=dispersion[1])
+    return dataclasses.replace(priors, **updates)
 
 
 def fit_problems(

@@ -33,6 +33,7 @@ import pytensor.tensor as pt
 import xarray as xr
 from scipy import special
 
+from bayesmir.errors import InputError
 from bayesmir.priors import Priors
 from bayesmir.problem import MirnaProblem, padded_counts
 
@@ -99,6 +100,8 @@ def build_model(
         ``offset`` (n,), ``X`` and ``Z``; see :func:`model_data`.
     """
     priors = priors or Priors()
+    if priors.pooled:
+        raise InputError("cross-miRNA pooled priors are supported by method='laplace' only")
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, not {family!r}")
     if not random_slope:

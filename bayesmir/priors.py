@@ -19,10 +19,20 @@ Choices (all on the natural-log scale of counts):
 - ``inv_sqrt_dispersion_scale = 1``: half-normal prior on ``1/sqrt(theta)`` of the
   negative binomial (Stan's prior-choice recommendation): it shrinks towards the Poisson
   and keeps ``theta`` away from 0.
+
+Cross-miRNA pooling (``bayesmir.fit(..., pooling=True)``, nested Laplace only) replaces
+two of these by normal priors on the log scale estimated from a first pass over all
+miRNAs (empirical Bayes): ``log theta ~ N(pooled_log_dispersion_mean,
+pooled_log_dispersion_sd)``, ``log sd_isomir[Intercept] ~ N(pooled_log_sd_isomir_mean,
+pooled_log_sd_isomir_sd)`` and ``log sd_sample ~ N(pooled_log_sd_sample_mean,
+pooled_log_sd_sample_sd)`` (per-sample effects such as RNA quality tend to be shared by
+miRNAs; with few samples their SD is poorly identified per miRNA). NaN (the default)
+means "not pooled".
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 
@@ -37,6 +47,18 @@ class Priors:
     sd_sample_scale: float = 1.0
     lkj_eta: float = 2.0
     inv_sqrt_dispersion_scale: float = 1.0
+    pooled_log_dispersion_mean: float = math.nan
+    pooled_log_dispersion_sd: float = math.nan
+    pooled_log_sd_isomir_mean: float = math.nan
+    pooled_log_sd_isomir_sd: float = math.nan
+    pooled_log_sd_sample_mean: float = math.nan
+    pooled_log_sd_sample_sd: float = math.nan
+
+    @property
+    def pooled(self) -> bool:
+        """Whether cross-miRNA (empirical Bayes) priors are set."""
+        means = (self.pooled_log_dispersion_mean, self.pooled_log_sd_isomir_mean, self.pooled_log_sd_sample_mean)
+        return not all(math.isnan(mean) for mean in means)
 
     def to_dict(self) -> dict[str, float]:
         """Plain dictionary, for saving with a run."""

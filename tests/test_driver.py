@@ -172,3 +172,19 @@ def test_nuts_agrees_with_lme4_on_anchor_simulation(shared_dir):
     assert (difference < 0.5 * lme4.loc[names, "SE"] + 0.02).all(), difference
     covered = (table["eti_low"] < truth.loc[names, "logFC"]) & (truth.loc[names, "logFC"] < table["eti_high"])
     assert covered.sum() >= 5
+
+
+def test_pooling_estimates_shared_priors_from_truth():
+    """Cross-miRNA pooling (empirical Bayes): the pooled prior centres recover the simulation's shared
+    values (theta = 10 for every miRNA, sd_sample 0.2) within the stated slack, and pooling refuses NUTS."""
+    from bayesmir.simulation import simulate
+
+    sim = simulate(n_mirnas=12, n_samples=6, seed=3)
+    data = sim.to_data()
+    fit_result = fit(data, reference=sim.reference, pooling=True, reduced=False, progress=False, seed=1)
+    priors = fit_result.options["priors"]
+    assert abs(priors["pooled_log_dispersion_mean"] - np.log(10.0)) < 0.4, priors
+    assert 0.1 < np.exp(priors["pooled_log_sd_sample_mean"]) < 0.5, priors
+    assert fit_result.options["pooling"] and fit_result.diagnostics["converged"].mean() > 0.8
+    with pytest.raises(InputError, match="laplace"):
+        fit(data, method="nuts", pooling=True, progress=False)

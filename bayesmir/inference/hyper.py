@@ -19,7 +19,9 @@ the same posterior), written in ``psi`` with the log-Jacobian of every transform
   ``Beta(b_j, b_j)`` on (-1, 1) with ``b_j = eta + (q - 2 - j) / 2`` (Lewandowski,
   Kurowicka & Joe 2009), plus ``log(1 - r^2)`` for ``r = tanh(z)``;
 - ``1/sqrt(theta) ~ HalfNormal(scale)``: with ``a = exp(-log theta / 2)``,
-  ``log p(log theta) = log HalfNormal(a) + log(a / 2)``.
+  ``log p(log theta) = log HalfNormal(a) + log(a / 2)``;
+- pooled priors (:class:`~bayesmir.priors.Priors`), when set, are normal in ``log theta``,
+  ``log sd_isomir[0]`` and ``log sd_sample`` directly.
 """
 
 from __future__ import annotations
@@ -86,16 +88,28 @@ def log_prior(psi, q: int, family: str, priors: Priors):
     """Log prior density of ``psi`` (with Jacobians), normalised."""
     log_sd, z, log_sd_sample, log_theta = split_psi(psi, q, family)
     scales = jnp.asarray([priors.sd_isomir_scale] + [priors.sd_slope_scale] * (q - 1))
-    total = jnp.sum(_log_half_normal_of_log(log_sd, scales))
-    total += _log_half_normal_of_log(log_sd_sample, priors.sd_sample_scale)
+    half_normal = _log_half_normal_of_log(log_sd, scales)
+    first = _pooled_or(log_sd[0], priors.pooled_log_sd_isomir_mean, priors.pooled_log_sd_isomir_sd,
+                       half_normal[0])
+    total = first + jnp.sum(half_normal[1:])
+    total += _pooled_or(log_sd_sample, priors.pooled_log_sd_sample_mean, priors.pooled_log_sd_sample_sd,
+                        _log_half_normal_of_log(log_sd_sample, priors.sd_sample_scale))
     _, cols = np.tril_indices(q, -1)
     b = priors.lkj_eta + (q - 2 - cols) / 2.0
     r = jnp.tanh(z)
     total += jnp.sum((b - 1.0) * jnp.log1p(-r**2) - (2 * b - 1) * np.log(2.0) - betaln(b, b) + jnp.log1p(-r**2))
     if log_theta is not None:
         log_a = -0.5 * log_theta
-        total += _log_half_normal_of_log(log_a, priors.inv_sqrt_dispersion_scale) + np.log(0.5)
+        default = _log_half_normal_of_log(log_a, priors.inv_sqrt_dispersion_scale) + np.log(0.5)
+        total += _pooled_or(log_theta, priors.pooled_log_dispersion_mean, priors.pooled_log_dispersion_sd, default)
     return total
+
+
+def _pooled_or(x, mean, sd, default):
+    """``log N(x; mean, sd)`` where a pooled prior is set (mean not NaN), else ``default``."""
+    safe_mean, safe_sd = jnp.nan_to_num(mean), jnp.where(jnp.isnan(sd), 1.0, sd)
+    pooled = -0.5 * ((x - safe_mean) / safe_sd) ** 2 - jnp.log(safe_sd) - 0.5 * np.log(2 * np.pi)
+    return jnp.where(jnp.isnan(mean), default, pooled)
 
 
 def constrained(psi: np.ndarray, q: int, family: str) -> dict[str, np.ndarray]:
