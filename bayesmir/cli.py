@@ -102,6 +102,8 @@ def fit(
     min_isomir_logcpm: MinIsomirOption = -1.0,
     min_isomirs: MinIsomirsOption = 2,
     normalisation: Annotated[Normalisation, typer.Option(help="Library-size offset.")] = Normalisation.total,
+    pooling: Annotated[bool, typer.Option("--pooling/--no-pooling",
+                                          help="Cross-miRNA empirical-Bayes priors (laplace only).")] = False,
     jobs: Annotated[int, typer.Option("--jobs", help="Worker processes for methods that allow them "
                                       "(laplace); -1: one per core.")] = -1,
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
@@ -130,7 +132,7 @@ def fit(
     options = method_options(method.value, family.value, draws=draws, tune=tune, chains=chains)
     result = bayesmir.fit(
         data, formula=formula, coef=coef, family=family.value, random_slope=random_slope,
-        method=method.value, normalisation=normalisation.value, seed=seed, n_jobs=jobs,
+        method=method.value, normalisation=normalisation.value, pooling=pooling, seed=seed, n_jobs=jobs,
         progress=not quiet, **options,
     )
     run = result.save(out)
