@@ -26,6 +26,8 @@ _PUBLIC = {
     "simulate": "bayesmir.simulation",
 }
 
+_SUBPACKAGES = ("frequentist", "data", "inference", "reporting")
+
 __all__ = [  # noqa: RUF022 - grouped by flow, not sorted
     "InputError", "__version__", "read_counts", "read_samples", "load_example", "IsomirData", "Priors",
     "fit", "FitResult", "load_fit", "fit_frequentist", "compare", "report", "simulate",
@@ -34,6 +36,8 @@ __all__ = [  # noqa: RUF022 - grouped by flow, not sorted
 
 def __getattr__(name: str):
     """Import public names on first use, so ``import bayesmir`` stays fast."""
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"bayesmir.{name}")
     if name in _PUBLIC:
         value = getattr(importlib.import_module(_PUBLIC[name]), name)
         globals()[name] = value  # later lookups skip __getattr__

@@ -230,6 +230,11 @@ def _with_comparisons(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
     table["slope_call_freq"] = _call_or_na(table["lrt_p"], lambda v: v < alpha)
     both_slopes = table["slope_call_bayes"].notna() & table["slope_call_freq"].notna()
     table["slope_disagree"] = both_slopes & (table["slope_call_bayes"] != table["slope_call_freq"])
+    slope_text = np.where(table["slope_call_bayes"].fillna(False), "isomiR usage: Bayes factor only",
+                          "isomiR usage: LRT only")
+    slope_note = pd.Series(np.where(table["slope_disagree"].fillna(False), slope_text, ""), index=table.index)
+    table["reason"] = ["; ".join(part for part in (reason, note) if part)
+                       for reason, note in zip(table["reason"], slope_note)]
     for column in ("converged_bayes", "converged_freq", "singular"):
         table[column] = table[column].astype("boolean")
     return table[_TABLE_COLUMNS]

@@ -190,7 +190,7 @@ def problems_from(data, formula: str, coef: str | None, reference: dict | None,
         return (list(data) if random_slope else [reduced_problem(p) for p in data]), coef
     design = build_design(data.samples, formula, coef=coef, reference=reference,
                           random_slope=random_slope)
-    offset = library_offset(data.library_size).loc[list(data.samples.index)].to_numpy()
+    offset = library_offset(data.library_size).loc[list(data.samples.index)]
     return [data.problem(mirna, design, offset) for mirna in data.mirnas], design.coef
 
 
