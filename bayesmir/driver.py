@@ -26,7 +26,7 @@ from bayesmir.errors import InputError
 from bayesmir.inference import Inference, diagnostics_row, get_method
 from bayesmir.model import reduced_problem
 from bayesmir.priors import Priors
-from bayesmir.problem import MirnaProblem, library_offset
+from bayesmir.problem import MirnaProblem, mirna_problems
 from bayesmir.results import FitResult
 
 #: Methods whose default is to fit the reduced (no-slope) model too, for model comparison.
@@ -111,10 +111,7 @@ def fit(
         Bad formula/design, unknown method or normalisation.
     """
     design = build_design(data.samples, formula, coef, reference, random_slope)
-    mirna_counts = data.mirna_counts() if normalisation == "median_ratio" else None
-    offset = library_offset(data.library_size, mirna_counts, normalisation).loc[data.samples.index]
-    names = list(mirnas) if mirnas is not None else list(data.mirnas)
-    problems = [data.problem(name, design, offset) for name in names]
+    problems = mirna_problems(data, design, normalisation, mirnas)
     if pooling:
         if method != "laplace":
             raise InputError(f"pooling=True needs method='laplace', not {method!r}")

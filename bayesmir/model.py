@@ -120,8 +120,7 @@ def build_model(
         X = pm.Data("X", data["X"], dims=("sample", "coef"))
         Z = pm.Data("Z", data["Z"], dims=("sample", "re_term"))
 
-        beta_sd = np.where(np.array(problem.coef_names) == "Intercept", priors.intercept_sd, priors.beta_sd)
-        beta = pm.Normal("beta", 0.0, beta_sd, dims="coef")
+        beta = pm.Normal("beta", 0.0, priors.coef_sd(problem.coef_names), dims="coef")
         sd_sample = pm.HalfNormal("sd_sample", priors.sd_sample_scale)
         sample_raw = pm.Normal("sample_raw", 0.0, 1.0, dims="sample")
         sample_effect = pm.Deterministic("sample_effect", sd_sample * sample_raw, dims="sample")

@@ -35,6 +35,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Priors:
@@ -59,6 +61,10 @@ class Priors:
         """Whether cross-miRNA (empirical Bayes) priors are set."""
         means = (self.pooled_log_dispersion_mean, self.pooled_log_sd_isomir_mean, self.pooled_log_sd_sample_mean)
         return not all(math.isnan(mean) for mean in means)
+
+    def coef_sd(self, coef_names) -> np.ndarray:
+        """Prior SD of each fixed effect: ``intercept_sd`` for ``"Intercept"``, ``beta_sd`` otherwise."""
+        return np.where(np.asarray(coef_names) == "Intercept", self.intercept_sd, self.beta_sd)
 
     def to_dict(self) -> dict[str, float]:
         """Plain dictionary, for saving with a run."""

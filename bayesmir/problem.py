@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bayesmir.design import Design
 from bayesmir.errors import InputError
 
 NORMALISATIONS = ("total", "median_ratio")
@@ -134,3 +135,23 @@ def library_offset(
     log_size = np.median(log_ratio, axis=0)
     log_size -= log_size.mean()
     return pd.Series(log_size + np.log(total).mean() - np.log(1e4), index=total.index)
+
+
+def mirna_problems(data, design: Design, normalisation: str = "total", mirnas=None) -> list[MirnaProblem]:
+    """One :class:`MirnaProblem` per miRNA of an :class:`~bayesmir.data.IsomirData`.
+
+    Parameters
+    ----------
+    data : IsomirData
+        Counts, sample metadata and library sizes.
+    design : Design
+        Built from ``data.samples``.
+    normalisation : {"total", "median_ratio"}
+        Offset, see :func:`library_offset`.
+    mirnas : sequence of str, optional
+        Default every miRNA of ``data``.
+    """
+    mirna_counts = data.mirna_counts() if normalisation == "median_ratio" else None
+    offset = library_offset(data.library_size, mirna_counts, normalisation).loc[list(data.samples.index)]
+    names = list(data.mirnas) if mirnas is None else list(mirnas)
+    return [data.problem(name, design, offset) for name in names]

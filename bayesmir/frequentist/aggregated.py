@@ -25,6 +25,7 @@ from statsmodels.stats.multitest import multipletests
 
 from bayesmir.design import Design, build_design
 from bayesmir.errors import InputError
+from bayesmir.problem import library_offset
 
 METHODS = ("nbglm", "deseq2")
 COLUMNS = ["miRNA", "method", "coef", "estimate", "se", "ci_low", "ci_high", "p", "padj"]
@@ -71,7 +72,7 @@ def fit_aggregated(
     tables = []
     for method in methods:
         if method == "nbglm":
-            table = nbglm_table(counts, design, np.log(library_size.to_numpy() / 1e4))
+            table = nbglm_table(counts, design, library_offset(library_size).to_numpy())
         else:
             table = deseq2_table(counts, samples, design, reference)
         tables.append(_with_adjusted_p(table.assign(method=method)))

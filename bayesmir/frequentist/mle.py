@@ -20,7 +20,7 @@ from scipy import optimize, stats
 
 from bayesmir import marginal
 from bayesmir.design import build_design
-from bayesmir.problem import MirnaProblem, library_offset
+from bayesmir.problem import MirnaProblem, mirna_problems
 
 #: Upper bound of log theta (theta = 1e4 is practically Poisson), as a safety cap.
 LOG_THETA_MAX = float(np.log(1e4))
@@ -190,8 +190,7 @@ def problems_from(data, formula: str, coef: str | None, reference: dict | None,
         return (list(data) if random_slope else [reduced_problem(p) for p in data]), coef
     design = build_design(data.samples, formula, coef=coef, reference=reference,
                           random_slope=random_slope)
-    offset = library_offset(data.library_size).loc[list(data.samples.index)]
-    return [data.problem(mirna, design, offset) for mirna in data.mirnas], design.coef
+    return mirna_problems(data, design), design.coef
 
 
 def reduced_problem(problem: MirnaProblem) -> MirnaProblem:

@@ -136,9 +136,7 @@ class LaplaceInference(Inference):
     # ------------------------------------------------------------------ steps
     def pack(self, problem: MirnaProblem) -> marginal.Arrays:
         """Padded arrays with each coefficient's prior SD (intercept vs others, as the PyMC model)."""
-        prior_sd = np.where(np.asarray(problem.coef_names) == "Intercept", self.priors.intercept_sd,
-                            self.priors.beta_sd)
-        return marginal.pack_problem(problem, prior_sd)
+        return marginal.pack_problem(problem, self.priors.coef_sd(problem.coef_names))
 
     def hyper_mode(self, data: marginal.Arrays, q: int):
         """Mode of ``log p(psi | y)``: L-BFGS-B in coordinates scaled by the curvature at the start.
