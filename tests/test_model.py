@@ -116,3 +116,108 @@ def test_model_data_pads_with_zero_mask(problem):
     assert np.all(data["counts"][:, 3:] == 0)
     with pytest.raises(ValueError):
         model_data(problem, 2)
+
+
+
+def _log_scale_model(problem, family):
+    """The previous parameterisation, written out independently: ``sd_sample ~ HalfNormal``
+    (log-transformed) and ``LKJCholeskyCov`` for the isomiR covariance; the reference for
+    :func:`test_signed_scales_are_the_same_model`."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    priors = Priors()
+    q = len(problem.re_names)
+    with pm.Model() as model:
+        beta = pm.Normal("beta", 0.0, priors.coef_sd(problem.coef_names))
+        sd_sample = pm.HalfNormal("sd_sample", priors.sd_sample_scale)
+        sample_raw = pm.Normal("sample_raw", 0.0, 1.0, shape=problem.n_samples)
+        scales = np.array([priors.sd_isomir_scale, priors.sd_slope_scale][:q])
+        if q == 1:
+            sd = pm.HalfNormal("sd_isomir", scales)
+            chol = sd[None, :]
+        else:
+            chol, corr, sd = pm.LKJCholeskyCov(
+                "chol_isomir", n=q, eta=priors.lkj_eta, sd_dist=pm.HalfNormal.dist(scales, shape=q),
+                compute_corr=True,
+            )
+            pm.Deterministic("corr_isomir", corr)
+        level = pm.Flat("isomir_level", shape=problem.n_isomirs)
+        w0 = (level - beta[0]) / sd[0]
+        pm.Potential("level_prior", pt.sum(pm.logp(pm.Normal.dist(0.0, 1.0), w0)) - problem.n_isomirs * pt.log(sd[0]))
+        w = w0[:, None]
+        if q == 2:
+            w = pt.concatenate([w, pm.Normal("isomir_slope_raw", 0.0, 1.0, shape=(problem.n_isomirs, 1))], axis=1)
+        b = pt.dot(w, chol.T)
+        log_mu = (problem.offset + pt.dot(problem.X, beta) + sd_sample * sample_raw)[:, None] + pt.dot(problem.Z, b.T)
+        if family == "nb":
+            inv_sqrt = pm.HalfNormal("inv_sqrt_dispersion", priors.inv_sqrt_dispersion_scale)
+            dist = pm.NegativeBinomial.dist(mu=pt.exp(log_mu), alpha=1.0 / inv_sqrt**2)
+        else:
+            dist = pm.Poisson.dist(mu=pt.exp(log_mu))
+        pm.Potential("log_likelihood", pt.sum(pm.logp(dist, problem.counts)))
+    return model
+
+
+def _log_scale_point(point, q):
+    """The previous model's values (transformed space) at the same beta, tau, b as ``point``."""
+    sign_sample = np.sign(point["sd_sample_signed"])
+    old = {
+        "beta": point["beta"], "isomir_level": point["isomir_level"],
+        "sd_sample_log__": np.log(np.abs(point["sd_sample_signed"])),
+        "sample_raw": sign_sample * point["sample_raw"],
+    }
+    if "inv_sqrt_dispersion_log__" in point:
+        old["inv_sqrt_dispersion_log__"] = point["inv_sqrt_dispersion_log__"]
+    if q == 1:
+        old["sd_isomir_log__"] = point["sd_isomir_log__"]
+        return old, 0.0
+    sd0 = np.exp(point["sd_isomir_intercept_log__"])
+    rho = 2.0 / (1.0 + np.exp(-point["corr_isomir_unit_logodds__"])) - 1.0
+    sign_slope, sd1 = np.sign(point["sd_slope_signed"]), np.abs(point["sd_slope_signed"])
+    corr = sign_slope * rho
+    old["chol_isomir_cholesky-cov-packed__"] = np.array(
+        [np.log(sd0), sd1 * corr, np.log(sd1 * np.sqrt(1.0 - corr**2))]
+    )
+    old["isomir_slope_raw"] = sign_slope * point["isomir_slope_raw"]
+    return old, corr
+
+
+@pytest.mark.parametrize(("family", "random_slope"), [("nb", True), ("poisson", True), ("nb", False)])
+def test_signed_scales_are_the_same_model(problem, family, random_slope):
+    """Signed scales (sd = |s|, s ~ N(0, scale)) and the 2 x 2 Beta-LKJ are the old half-normal /
+    LKJCholeskyCov model. At 4 random points with either sign, mapped to the old values with the
+    same beta, tau and b, the densities (without transform Jacobians) differ by the change of
+    variables (sd0, sd1, corr) -> Cholesky factor, log sd1 - log(1 - corr^2) / 2, plus a constant
+    the same at every point (1e-6: PyMC evaluates its constant from gammaln, off by ~1e-8): -log 2 for the signed sd_sample, and for q = 2
+    the LKJ normalising constants (Beta(2, 2) gives log 3/4 for eta = 2; PyMC 5.28's
+    _lkj_normalizing_constant returns +log 4/3, a sign slip that only shifts log p). The reported
+    sd_isomir and corr_isomir agree (1e-12)."""
+    from pymc.distributions.multivariate import _lkj_normalizing_constant
+
+    from bayesmir.model import reduced_problem
+
+    prob = problem if random_slope else reduced_problem(problem)
+    q = len(prob.re_names)
+    new = build_model(prob, family=family)
+    old = _log_scale_model(prob, family)
+    new_logp, old_logp = new.compile_logp(jacobian=False), old.compile_logp(jacobian=False)
+    constant = -np.log(2.0)
+    if q == 2:
+        eta = Priors().lkj_eta
+        lkj_at_zero = stats.beta(eta, eta).logpdf(0.5) - np.log(2.0)  # log density of rho at 0
+        constant += lkj_at_zero - float(_lkj_normalizing_constant(eta, 2).eval())
+    rng = np.random.default_rng(4)
+    for _ in range(4):
+        point = _point(new, rng)
+        point["sd_sample_signed"] = rng.choice([-1, 1]) * rng.uniform(0.05, 1.0)
+        if q == 2:
+            point["sd_slope_signed"] = rng.choice([-1, 1]) * rng.uniform(0.05, 1.0)
+        old_point, corr = _log_scale_point(point, q)
+        jacobian = np.log(abs(point["sd_slope_signed"])) - 0.5 * np.log(1 - corr**2) if q == 2 else 0.0
+        assert new_logp(point) - old_logp(old_point) == pytest.approx(constant + jacobian, abs=1e-6)
+        if q == 2:
+            reported = _function(new, [new["sd_isomir"], new["corr_isomir"]])(point)
+            reference = _function(old, [old["chol_isomir_stds"], old["corr_isomir"]])(old_point)
+            np.testing.assert_allclose(reported[0], reference[0], atol=1e-12)
+            np.testing.assert_allclose(reported[1], reference[1], atol=1e-12)
