@@ -69,18 +69,42 @@ def _objective(psi, data, z0, priors_vec, q, family):
 
 
 @partial(jax.jit, static_argnames=("q", "family"))
-def _log_posterior_many(psis, data, z0, priors_vec, q, family):
-    """Log posterior of each row of ``psis`` and its latent mode (sequential map: one compile, warm start)."""
+def _log_posterior_many(psis, data, centre, z_centre, priors_vec, q, family):
+    """Log posterior of each row of ``psis`` and its latent mode (sequential map: one compile).
+
+    The inner Newton iterations start from the latent mode extrapolated linearly from
+    ``z_centre``, the mode at ``centre`` (:func:`_latent_tangent`), and again from
+    ``z_centre`` itself if they fail from there.
+    """
     priors = _priors_from_vec(priors_vec)
+    tangent = _latent_tangent(centre, data, z_centre, q, family)
 
     def one(psi):
         params = hyper.to_hyper(psi, q, family)
-        mode, converged = marginal.find_mode(params, data, z0, family, True)
+        guess = jax.tree_util.tree_map(lambda z, t: z + t @ (psi - centre), z_centre, tangent)
+        mode, converged = marginal.find_mode(params, data, guess, family, True)
+        mode, converged = jax.lax.cond(
+            converged, lambda: (mode, converged), lambda: marginal.find_mode(params, data, z_centre, family, True))
         lm = marginal.log_marginal(params, data, mode, family, True, n_steps=0)
         value = lm + hyper.log_prior(psi, q, family, priors)
         return jnp.where(converged & jnp.isfinite(value), value, -jnp.inf), mode
 
     return jax.lax.map(one, psis)
+
+
+def _latent_tangent(psi, data, mode, q, family):
+    """Derivative of the latent mode in ``psi`` at ``psi`` (implicit function theorem).
+
+    One Newton step from the (fixed) mode, ``z - H^-1 grad(psi)``, has the derivative
+    ``-H^-1 d grad / d psi`` there because the gradient vanishes at the mode: that of the
+    mode itself. Leaves have the shape of the latent field plus a trailing ``psi`` axis.
+    """
+    def newton_step(x):
+        grad, hessian = marginal._blocks(hyper.to_hyper(x, q, family), data, mode, family, True, observed=True)
+        step = marginal._newton_step(grad, hessian)
+        return mode[0] - step[0], mode[1] - step[1]
+
+    return jax.jacfwd(newton_step)(psi)
 
 
 @partial(jax.jit, static_argnames=("q", "family"))
@@ -206,8 +230,8 @@ class LaplaceInference(Inference):
         d = psi.size
         steps = 2 * sd[:, None] * axes.T  # row i: 2 SD along axis i
         probes = np.concatenate([psi + steps, psi - steps])
-        drop = value - np.asarray(_log_posterior_many(jnp.asarray(probes), data, mode, self._priors_vec, q,
-                                                      self.family)[0])
+        drop = value - np.asarray(_log_posterior_many(jnp.asarray(probes), data, jnp.asarray(psi), mode,
+                                                      self._priors_vec, q, self.family)[0])
         side_scale = 2.0 / np.sqrt(2.0 * np.clip(drop, 0.08, 50.0))  # 1 when the drop is Gaussian's 2
         return axes, sd, side_scale[:d], side_scale[d:]
 
@@ -220,23 +244,26 @@ class LaplaceInference(Inference):
         sampling) and only the second stage is used.
         """
         axes, sd, up, down = self.proposal_axes(psi, covariance, value, data, mode, q)
-        stage = self._weighted_draws(psi, axes, sd, up, down, data, mode, q, rng, self.options["n_hyper"])
+        anchor = (psi, mode)
+        stage = self._weighted_draws(psi, axes, sd, up, down, data, anchor, q, rng, self.options["n_hyper"])
         if stage[2] > 0.5:
             weights = np.exp(stage[1] - special.logsumexp(stage[1]))
             centre = weights @ stage[0]
             spread = (stage[0] - centre).T @ ((stage[0] - centre) * weights[:, None])
             eigenvalues, axes = np.linalg.eigh(0.5 * (spread + covariance))
             ones = np.ones_like(eigenvalues)
-            stage = self._weighted_draws(centre, axes, np.sqrt(eigenvalues), ones, ones, data, mode, q, rng,
+            stage = self._weighted_draws(centre, axes, np.sqrt(eigenvalues), ones, ones, data, anchor, q, rng,
                                          self.options["n_hyper"])
         return stage
 
-    def _weighted_draws(self, centre, axes, sd, up, down, data, mode, q, rng, K):
+    def _weighted_draws(self, centre, axes, sd, up, down, data, anchor, q, rng, K):
         """Draws from the defensive split-t mixture and their PSIS-smoothed log weights.
 
         The proposal is ``(1 - wide) * t(scales) + wide * t(2.5 x scales)`` (Hesterberg's
         defensive mixture): the wide component covers funnels such as the correlation
         reverting to its prior when ``sd_slope`` is near 0, which keeps the weights bounded.
+        ``anchor`` is ``(psi, latent mode)`` at the hyperparameter mode, from which the inner
+        Newton iterations start (:func:`_log_posterior_many`).
         """
         d, K, df = centre.size, int(K), float(self.options["t_df"])
         wide = float(self.options["wide_fraction"])
@@ -244,7 +271,8 @@ class LaplaceInference(Inference):
         inflation = np.where(rng.random(K) < wide, WIDE_SCALE, 1.0)[:, None]
         side = np.where(u >= 0, up, down)
         points = centre + (u * inflation * side * sd) @ axes.T
-        log_target, modes = _log_posterior_many(jnp.asarray(points), data, mode, self._priors_vec, q, self.family)
+        log_target, modes = _log_posterior_many(jnp.asarray(points), data, jnp.asarray(anchor[0]), anchor[1],
+                                                self._priors_vec, q, self.family)
         log_target = np.asarray(log_target)
         z = u * inflation
         log_proposal = np.logaddexp(
