@@ -241,20 +241,76 @@ def _run(
 ) -> Iterator[tuple[str, MirnaProblem, tuple]]:
     """Yield ``(kind, problem, (idata, row))`` in task order, with an optional progress bar."""
     seeds = [mirna_seed(seed, problem.mirna) for _, problem in tasks]
-    if n_jobs != 1 and inference.process_parallel:
-        from joblib import Parallel, delayed
-
-        # one thread per worker process: XLA's own threads would compete with the other workers
-        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
-        outputs = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(fit_safely)(inference, problem, s) for (_, problem), s in zip(tasks, seeds)
-        )
-    else:
-        outputs = (fit_safely(inference, problem, s) for (_, problem), s in zip(tasks, seeds))
     with _progress_bar(len(tasks), inference.name, progress) as advance:
-        for (kind, problem), output in zip(tasks, outputs):
+        if n_jobs != 1 and inference.process_parallel:
+            outputs = _fit_in_workers(inference, [problem for _, problem in tasks], seeds, n_jobs, advance)
+            for (kind, problem), output in zip(tasks, outputs):
+                yield kind, problem, output
+            return
+        for (kind, problem), s in zip(tasks, seeds):
+            output = fit_safely(inference, problem, s)
             advance(problem.mirna)
             yield kind, problem, output
+
+
+def _fit_in_workers(
+    inference: Inference, problems: list[MirnaProblem], seeds: list[int], n_jobs: int, advance
+) -> list[tuple]:
+    """Fit ``problems`` in worker processes, one shape-sorted share each; outputs in input order.
+
+    Each worker traces (or loads) the compiled programs of every array shape it meets, ~1 s
+    per shape, so a worker gets a contiguous share of the problems sorted by shape
+    (:func:`shares_by_shape`) instead of problems one at a time. Workers report each
+    finished miRNA on a queue, which drives the progress bar.
+    """
+    import multiprocessing
+    import queue as queue_module
+    from concurrent.futures import ThreadPoolExecutor
+
+    from joblib import Parallel, cpu_count, delayed
+
+    n_workers = min(cpu_count() if n_jobs < 0 else n_jobs, len(problems))
+    # one thread per worker process: XLA's own threads would compete with the other workers
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    shares = shares_by_shape(inference, problems, n_workers)
+    with multiprocessing.Manager() as manager, ThreadPoolExecutor(1) as thread:
+        done = manager.Queue()
+        future = thread.submit(Parallel(n_jobs=n_workers), (
+            delayed(_fit_share)(inference, [(problems[i], seeds[i]) for i in share], done) for share in shares
+        ))
+        while not (future.done() and done.empty()):
+            try:
+                advance(done.get(timeout=0.2))
+            except queue_module.Empty:
+                pass
+        results = future.result()
+    outputs = [None] * len(problems)
+    for share, share_outputs in zip(shares, results):
+        for index, output in zip(share, share_outputs):
+            outputs[index] = output
+    return outputs
+
+
+def shares_by_shape(inference: Inference, problems: Sequence[MirnaProblem], n_shares: int) -> list[list[int]]:
+    """Indices of ``problems`` in ``n_shares`` contiguous shares of the shape-sorted order, of about equal cost.
+
+    The cost of a problem is taken as its padded isomiR count plus 8 (a fixed part per
+    fit); a shape is split between two shares only where a share boundary falls in it.
+    """
+    keys = [inference.shape_key(problem) for problem in problems]
+    order = sorted(range(len(problems)), key=lambda i: keys[i])
+    costs = np.array([keys[i][1] + 8.0 for i in order])
+    bounds = np.searchsorted(np.cumsum(costs), costs.sum() * np.arange(1, n_shares) / n_shares)
+    return [share.tolist() for share in np.split(np.array(order), bounds) if share.size]
+
+
+def _fit_share(inference: Inference, items: list[tuple[MirnaProblem, int]], done) -> list[tuple]:
+    """Fit ``(problem, seed)`` pairs in order in one worker, putting each miRNA's name on ``done``."""
+    outputs = []
+    for problem, seed in items:
+        outputs.append(fit_safely(inference, problem, seed))
+        done.put(problem.mirna)
+    return outputs
 
 
 class _progress_bar:

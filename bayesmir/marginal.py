@@ -44,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln
 
+from bayesmir.compiled import persistent_jit
 from bayesmir.problem import MirnaProblem, bucket_size, padded_counts
 
 jax.config.update("jax_enable_x64", True)
@@ -61,6 +62,7 @@ def _use_compilation_cache() -> None:
 _use_compilation_cache()
 
 FAMILIES = ("nb", "poisson")
+BUCKET_BASE = 4  # isomiR axis padded to powers of 4 (see problem.bucket_size)
 _MAX_NEWTON = 60
 _HALVINGS = 12
 
@@ -74,6 +76,19 @@ class Arrays(NamedTuple):
     X: jax.Array  #: (n, p)
     Z: jax.Array  #: (n, q)
     prior_sd: jax.Array  #: (p,) prior SD of beta (used with latent_beta=True only)
+
+
+def _register_export_pytrees() -> None:
+    """Let :mod:`jax.export` serialise programs that take :class:`Arrays` (see :mod:`bayesmir.compiled`)."""
+    from jax import export
+
+    try:
+        export.register_namedtuple_serialization(Arrays, serialized_name="bayesmir.marginal.Arrays")
+    except ValueError:  # already registered (module reloaded)
+        pass
+
+
+_register_export_pytrees()
 
 
 class LatentGaussian(NamedTuple):
@@ -104,7 +119,7 @@ def pack_problem(
     pad_to : int, optional
         Padded isomiR count; default ``bucket_size(J, base=4)`` (powers of 4).
     """
-    size = bucket_size(problem.n_isomirs, base=4) if pad_to is None else int(pad_to)
+    size = bucket_size(problem.n_isomirs, base=BUCKET_BASE) if pad_to is None else int(pad_to)
     counts, mask = padded_counts(problem, size)
     p = problem.X.shape[1]
     return Arrays(
@@ -313,7 +328,7 @@ def log_marginal(params, data: Arrays, mode, family: str = "nb", latent_beta: bo
     return _penalised(params, data, z, family, latent_beta) - 0.5 * _log_det(hessian)
 
 
-@partial(jax.jit, static_argnames=("family", "latent_beta"))
+@persistent_jit(static_argnames=("family", "latent_beta"))
 def value_and_grad(params, data: Arrays, z0, family: str = "nb", latent_beta: bool = False):
     """Laplace log marginal, its gradient in ``params``, the mode and its convergence flag.
 

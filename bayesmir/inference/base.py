@@ -37,7 +37,7 @@ import numpy as np
 import xarray as xr
 
 from bayesmir.priors import Priors
-from bayesmir.problem import MirnaProblem
+from bayesmir.problem import MirnaProblem, bucket_size
 
 DIAGNOSTIC_COLUMNS = (
     "miRNA", "method", "converged", "message", "seconds", "rhat", "ess_bulk", "ess_tail",
@@ -77,16 +77,24 @@ class Inference(ABC):
     process_parallel : bool
         Whether the driver may run this method in several worker processes
         (``False`` when the method already uses every core, as nutpie does).
+    bucket_base : int
+        The isomiR axis is padded to powers of this (:func:`~bayesmir.problem.bucket_size`).
     """
 
     name: str = "base"
     experimental: bool = False
     process_parallel: bool = False
+    bucket_base: int = 2
 
     def __init__(self, family: str = "nb", priors: Priors | None = None, **options) -> None:
         self.family = family
         self.priors = priors or Priors()
         self.options = dict(options)
+
+    def shape_key(self, problem: MirnaProblem) -> tuple:
+        """What compiled programs are specific to: (samples, isomiR bucket, p, q, family)."""
+        n, J = problem.counts.shape
+        return (n, bucket_size(J, self.bucket_base), problem.X.shape[1], problem.Z.shape[1], self.family)
 
     def prepare(self, problems: Sequence[MirnaProblem]) -> None:
         """Compile whatever can be shared by ``problems`` before fitting them.

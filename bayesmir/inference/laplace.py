@@ -34,7 +34,6 @@ sampling from one mode (a multimodal hyperposterior shows up as a large ``k``).
 from __future__ import annotations
 
 import math
-from functools import partial
 
 import arviz as az
 import jax
@@ -44,6 +43,7 @@ import xarray as xr
 from scipy import optimize, special
 
 from bayesmir import marginal
+from bayesmir.compiled import persistent_jit
 from bayesmir.inference import hyper
 from bayesmir.inference.base import Inference, data_groups, diagnostics_row
 from bayesmir.problem import MirnaProblem
@@ -54,8 +54,7 @@ DEFAULTS = {"draws": 1000, "n_hyper": 64, "t_df": 4.0, "wide_fraction": 0.2, "ma
             "max_iterations": 200}
 
 
-@partial(jax.jit, static_argnames=("q", "family"))
-def _objective(psi, data, z0, priors_vec, q, family):
+def _value_and_grad(psi, data, z0, priors_vec, q, family):
     """Log posterior of ``psi`` (up to p(y)), its gradient, the latent mode and its convergence."""
     priors = _priors_from_vec(priors_vec)
     mode, converged = marginal.find_mode(hyper.to_hyper(psi, q, family), data, z0, family, True)
@@ -68,7 +67,10 @@ def _objective(psi, data, z0, priors_vec, q, family):
     return value, grad, mode, converged
 
 
-@partial(jax.jit, static_argnames=("q", "family"))
+_objective = persistent_jit(static_argnames=("q", "family"))(_value_and_grad)
+
+
+@persistent_jit(static_argnames=("q", "family"))
 def _log_posterior_many(psis, data, centre, z_centre, priors_vec, q, family):
     """Log posterior of each row of ``psis`` and its latent mode (sequential map: one compile).
 
@@ -107,10 +109,10 @@ def _latent_tangent(psi, data, mode, q, family):
     return jax.jacfwd(newton_step)(psi)
 
 
-@partial(jax.jit, static_argnames=("q", "family"))
+@persistent_jit(static_argnames=("q", "family"))
 def _gradients_many(psis, data, z0, priors_vec, q, family):
     """Gradient of the log posterior at each row of ``psis`` (one compiled call)."""
-    return jax.lax.map(lambda psi: _objective(psi, data, z0, priors_vec, q, family)[1], psis)
+    return jax.lax.map(lambda psi: _value_and_grad(psi, data, z0, priors_vec, q, family)[1], psis)
 
 
 class _PriorsView:
@@ -149,6 +151,7 @@ class LaplaceInference(Inference):
 
     name = "laplace"
     process_parallel = True
+    bucket_base = marginal.BUCKET_BASE
 
     def __init__(self, family: str = "nb", priors=None, **options) -> None:
         unknown = set(options) - set(DEFAULTS)
@@ -329,7 +332,7 @@ class LaplaceInference(Inference):
         return _dataset(problem, latent, values, S)
 
 
-@partial(jax.jit, static_argnames=("q", "family"))
+@persistent_jit(static_argnames=("q", "family"))
 def _latent_draws(points, modes, chosen, data, normals_g, normals_w, q, family):
     """Latent draws for each resampled hyperparameter point: Gaussians built once per point, then gathered."""
     def gaussian_at(args):

@@ -54,7 +54,7 @@ from bayesmir.model import (
     pointwise_log_likelihood,
     posterior_predictive_draws,
 )
-from bayesmir.problem import MirnaProblem, bucket_size
+from bayesmir.problem import MirnaProblem
 
 DEFAULTS = {
     "draws": 1000,
@@ -128,11 +128,6 @@ class NutsInference(Inference):
         self.n_compiles = 0  # compiles done by this instance (the cache is process-wide)
 
     # ------------------------------------------------------------------ compile once
-    def shape_key(self, problem: MirnaProblem) -> tuple:
-        """What a compiled model is specific to: (samples, bucket, p, q, family)."""
-        n, J = problem.counts.shape
-        return (n, bucket_size(J), problem.X.shape[1], problem.Z.shape[1], self.family)
-
     def prepare(self, problems: Sequence[MirnaProblem]) -> None:
         """Compile one model per distinct shape bucket among ``problems``."""
         if self.options["backend"] != "nutpie":
