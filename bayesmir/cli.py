@@ -121,6 +121,8 @@ def fit(
 
     Example: bayesmir fit example --method nuts --out models/example
     """
+    import pandas as pd
+
     import bayesmir
 
     data = load_data(counts, samples)
@@ -137,7 +139,7 @@ def fit(
     )
     run = result.save(out)
     write_inputs(run, counts, samples, filter_data, min_mirna_logcpm, min_isomir_logcpm, min_isomirs)
-    tables = write_tables(result, run)
+    tables = {name: pd.read_csv(run / f"{name}_table.csv") for name in ("mirna", "isomir", "slope")}
     if not quiet:
         print_top(tables["mirna"])
     typer.echo(summary_line(result, tables, run))
@@ -168,14 +170,6 @@ def method_options(method: str, family: str, **given) -> dict:
     except TypeError as error:
         raise InputError(f"--method {method}: {error}") from None
     return options
-
-
-def write_tables(result, run: Path) -> dict:
-    """Write the miRNA, isomiR and slope tables as CSV in the run directory."""
-    tables = {"mirna": result.mirna_table(), "isomir": result.isomir_table(), "slope": result.slope_table()}
-    for name, table in tables.items():
-        table.to_csv(run / f"{name}_table.csv", index=False)
-    return tables
 
 
 def print_top(table, rows: int = 10) -> None:

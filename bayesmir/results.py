@@ -242,7 +242,7 @@ class FitResult:
 
     # ------------------------------------------------------------------ saving
     def save(self, path: str | Path | None = None) -> Path:
-        """Write the run to a directory (netCDF per miRNA, CSV/JSON for the rest).
+        """Write the run to a directory (netCDF per miRNA, CSV/JSON for the rest, and :meth:`tables`).
 
         Parameters
         ----------
@@ -269,9 +269,21 @@ class FitResult:
             self.filter_report.to_csv(path / "filter_report.csv", index=True)
         manifest = {"options": self.options, "files": files, "design": _design_dict(self.design)}
         (path / "run.json").write_text(json.dumps(manifest, indent=1, default=str))
-        if self.posteriors:
-            self.mirna_table().to_csv(path / "mirna_table.csv", index=False)
+        for name, table in self.tables().items():
+            table.to_csv(path / f"{name}_table.csv", index=False)
         return path
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The default tables of the run, as :meth:`save` writes them (``<name>_table.csv``).
+
+        Returns
+        -------
+        dict
+            ``"mirna"``, ``"isomir"`` and ``"slope"`` tables; empty when no miRNA was fitted.
+        """
+        if not self.posteriors:
+            return {}
+        return {"mirna": self.mirna_table(), "isomir": self.isomir_table(), "slope": self.slope_table()}
 
 
 def load_fit(path: str | Path) -> FitResult:
