@@ -44,7 +44,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln
 
-from bayesmir.compiled import persistent_jit
 from bayesmir.problem import MirnaProblem, bucket_size, padded_counts
 
 jax.config.update("jax_enable_x64", True)
@@ -76,19 +75,6 @@ class Arrays(NamedTuple):
     X: jax.Array  #: (n, p)
     Z: jax.Array  #: (n, q)
     prior_sd: jax.Array  #: (p,) prior SD of beta (used with latent_beta=True only)
-
-
-def _register_export_pytrees() -> None:
-    """Let :mod:`jax.export` serialise programs that take :class:`Arrays` (see :mod:`bayesmir.compiled`)."""
-    from jax import export
-
-    try:
-        export.register_namedtuple_serialization(Arrays, serialized_name="bayesmir.marginal.Arrays")
-    except ValueError:  # already registered (module reloaded)
-        pass
-
-
-_register_export_pytrees()
 
 
 class LatentGaussian(NamedTuple):
@@ -328,7 +314,7 @@ def log_marginal(params, data: Arrays, mode, family: str = "nb", latent_beta: bo
     return _penalised(params, data, z, family, latent_beta) - 0.5 * _log_det(hessian)
 
 
-@persistent_jit(static_argnames=("family", "latent_beta"))
+@partial(jax.jit, static_argnames=("family", "latent_beta"))
 def value_and_grad(params, data: Arrays, z0, family: str = "nb", latent_beta: bool = False):
     """Laplace log marginal, its gradient in ``params``, the mode and its convergence flag.
 

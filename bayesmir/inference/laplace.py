@@ -34,6 +34,7 @@ sampling from one mode (a multimodal hyperposterior shows up as a large ``k``).
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import arviz as az
 import jax
@@ -43,7 +44,6 @@ import xarray as xr
 from scipy import optimize, special
 
 from bayesmir import marginal
-from bayesmir.compiled import persistent_jit
 from bayesmir.inference import hyper
 from bayesmir.inference.base import Inference, data_groups, diagnostics_row
 from bayesmir.problem import MirnaProblem
@@ -67,10 +67,10 @@ def _value_and_grad(psi, data, z0, priors_vec, q, family):
     return value, grad, mode, converged
 
 
-_objective = persistent_jit(static_argnames=("q", "family"))(_value_and_grad)
+_objective = jax.jit(_value_and_grad, static_argnames=("q", "family"))
 
 
-@persistent_jit(static_argnames=("q", "family"))
+@partial(jax.jit, static_argnames=("q", "family"))
 def _log_posterior_many(psis, data, centre, z_centre, priors_vec, q, family):
     """Log posterior of each row of ``psis`` and its latent mode (sequential map: one compile).
 
@@ -109,7 +109,7 @@ def _latent_tangent(psi, data, mode, q, family):
     return jax.jacfwd(newton_step)(psi)
 
 
-@persistent_jit(static_argnames=("q", "family"))
+@partial(jax.jit, static_argnames=("q", "family"))
 def _gradients_many(psis, data, z0, priors_vec, q, family):
     """Gradient of the log posterior at each row of ``psis`` (one compiled call)."""
     return jax.lax.map(lambda psi: _value_and_grad(psi, data, z0, priors_vec, q, family)[1], psis)
@@ -332,7 +332,7 @@ class LaplaceInference(Inference):
         return _dataset(problem, latent, values, S)
 
 
-@persistent_jit(static_argnames=("q", "family"))
+@partial(jax.jit, static_argnames=("q", "family"))
 def _latent_draws(points, modes, chosen, data, normals_g, normals_w, q, family):
     """Latent draws for each resampled hyperparameter point: Gaussians built once per point, then gathered."""
     def gaussian_at(args):
