@@ -47,6 +47,7 @@ import pandas as pd
 from scipy import stats
 
 from bayesmir.design import Design
+from bayesmir.fdr import benjamini_hochberg
 from bayesmir.inference.base import DIAGNOSTIC_COLUMNS, problem_from_idata
 
 DIAGNOSTIC_NUMERIC = ("seconds", "rhat", "ess_bulk", "ess_tail", "divergences", "bfmi", "pareto_k")
@@ -333,18 +334,6 @@ def summarise_draws(draws: np.ndarray | None, delta: float = 0.0, hdi_prob: floa
 def lfsr(draws: np.ndarray) -> float:
     """Local false sign rate ``min(P(x >= 0), P(x <= 0))`` estimated from draws."""
     return float(min(np.mean(draws >= 0), np.mean(draws <= 0)))
-
-
-def benjamini_hochberg(p_values) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (NaN stay NaN and do not count)."""
-    from scipy.stats import false_discovery_control
-
-    values = np.asarray(p_values, dtype=float)
-    result = np.full(values.shape, np.nan)
-    finite = np.isfinite(values)
-    if finite.any():
-        result[finite] = false_discovery_control(values[finite], method="bh")
-    return result
 
 
 def qvalues_from_lfsr(values) -> np.ndarray:

@@ -88,7 +88,7 @@ def test_svalue_is_running_mean_of_sorted_lfsr(result):
 
 def test_qvalue_is_bh_of_twice_lfsr():
     """Hand-computed BH of p = 2 lfsr = (0.6, 0.02, 0.2): sorted 0.02, 0.2, 0.6 -> 0.06, 0.3, 0.6."""
-    from bayesmir.results import benjamini_hochberg
+    from bayesmir.fdr import benjamini_hochberg
 
     np.testing.assert_allclose(benjamini_hochberg([0.6, 0.02, np.nan, 0.2]), [0.6, 0.06, np.nan, 0.3])
 
@@ -145,3 +145,4 @@ def test_save_load_round_trip_is_exact(result, tmp_path):
 def test_posterior_lookup_names_failure(result):
     with pytest.raises(KeyError, match="boom"):
         result.posterior("mir-fail")
+

@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from scipy import optimize, stats
-from statsmodels.stats.multitest import multipletests
 
 from bayesmir.design import Design, build_design
 from bayesmir.errors import InputError
+from bayesmir.fdr import benjamini_hochberg
 from bayesmir.problem import library_offset
 
 METHODS = ("nbglm", "deseq2")
@@ -188,8 +188,4 @@ def _with_interval(row):
 
 def _with_adjusted_p(table: pd.DataFrame) -> pd.DataFrame:
     """Benjamini-Hochberg ``padj`` over the finite p-values of one method."""
-    padj = np.full(len(table), np.nan)
-    finite = np.isfinite(table["p"].to_numpy(dtype=float))
-    if finite.any():
-        padj[finite] = multipletests(table["p"].to_numpy(dtype=float)[finite], method="fdr_bh")[1]
-    return table.assign(padj=padj)
+    return table.assign(padj=benjamini_hochberg(table["p"]))

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
 from bayesmir.errors import InputError
+from bayesmir.fdr import benjamini_hochberg
 
 SLOPE_LOG_BF = float(np.log(3.0))
 """Log Bayes factor above which the Bayesian side calls an isomiR-specific slope."""
@@ -186,10 +186,7 @@ def _freq_side(freq: pd.DataFrame, coef: str | None, alpha: float) -> pd.DataFra
             )
         freq = freq[keys == _coef_key(coef)]
     wald_p = freq["wald_p"].to_numpy(dtype=float)
-    padj = np.full(len(freq), np.nan)
-    finite = np.isfinite(wald_p)
-    if finite.any():
-        padj[finite] = multipletests(wald_p[finite], method="fdr_bh")[1]
+    padj = benjamini_hochberg(wald_p)
     estimate, se = freq["estimate"].astype(float), freq["se"].astype(float)
     lrt_p, sd_slope = _lrt_p(freq), freq.get("sd_slope", pd.Series(np.nan, index=freq.index))
     return pd.DataFrame({

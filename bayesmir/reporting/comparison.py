@@ -14,9 +14,9 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from bayesmir.errors import InputError
+from bayesmir.fdr import benjamini_hochberg
 
 FREQUENTIST_COLUMNS = ("miRNA", "coef", "estimate", "se", "ci_low", "ci_high", "wald_p", "converged")
 LOG_BF_THRESHOLD = math.log(3.0)
@@ -62,16 +62,6 @@ def merged_table(mirnas: pd.DataFrame, slopes: pd.DataFrame, frequentist: pd.Dat
         merged["lrt_p_mixture"] = np.nan
     merged["wald_q"] = benjamini_hochberg(merged["wald_p"])
     return merged
-
-
-def benjamini_hochberg(pvalues: pd.Series) -> np.ndarray:
-    """BH-adjusted p-values; NaN stay NaN."""
-    values = np.asarray(pvalues, dtype=float)
-    adjusted = np.full(values.shape, np.nan)
-    finite = np.isfinite(values)
-    if finite.any():
-        adjusted[finite] = stats.false_discovery_control(values[finite], method="bh")
-    return adjusted
 
 
 def slope_evidence_column(merged: pd.DataFrame) -> tuple[str, str]:
