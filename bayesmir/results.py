@@ -280,9 +280,10 @@ class FitResult:
         Returns
         -------
         dict
-            ``"mirna"``, ``"isomir"`` and ``"slope"`` tables; empty when no miRNA was fitted.
+            ``"mirna"``, ``"isomir"`` and ``"slope"`` tables (failed fits included, flagged);
+            empty when the run has no miRNA at all.
         """
-        if not self.posteriors:
+        if self.diagnostics.empty:
             return {}
         return {"mirna": self.mirna_table(), "isomir": self.isomir_table(), "slope": self.slope_table()}
 

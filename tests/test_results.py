@@ -146,3 +146,14 @@ def test_posterior_lookup_names_failure(result):
     with pytest.raises(KeyError, match="boom"):
         result.posterior("mir-fail")
 
+
+def test_saved_tables_include_a_run_where_every_fit_failed(tmp_path):
+    """A run whose fits all failed still writes its three tables, each naming the miRNA as failed
+    (the CLI reads them back after save)."""
+    run = FitResult(posteriors={}, diagnostics=[
+        diagnostics_row("mir-x", "hand", converged=False, message="failed: ValueError: boom")])
+    path = run.save(tmp_path / "run")
+    for name in ("mirna", "isomir", "slope"):
+        table = pd.read_csv(path / f"{name}_table.csv")
+        assert list(table["miRNA"]) == ["mir-x"]
+        assert table["flag"].str.startswith("failed").all()
