@@ -267,9 +267,9 @@ def _fit_in_workers(
     import queue as queue_module
     from concurrent.futures import ThreadPoolExecutor
 
-    from joblib import Parallel, cpu_count, delayed
+    from joblib import Parallel, delayed, effective_n_jobs
 
-    n_workers = min(cpu_count() if n_jobs < 0 else n_jobs, len(problems))
+    n_workers = min(effective_n_jobs(n_jobs), len(problems))
     # one thread per worker process: XLA's own threads would compete with the other workers
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
     shares = shares_by_shape(inference, problems, n_workers)

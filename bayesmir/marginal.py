@@ -234,6 +234,17 @@ def _log_det(hessian):
     return 2 * jnp.sum(jnp.log(diagonal)) + 2 * jnp.sum(jnp.log(jnp.diagonal(schur_chol)))
 
 
+def newton_update(params, data: Arrays, z, family: str = "nb", latent_beta: bool = False):
+    """One full Newton step ``z - H^-1 grad`` of the latent field (observed Hessian), differentiable in ``params``.
+
+    Taken from the mode (as a constant), its derivative in ``params`` is that of the mode
+    itself (implicit function theorem), because the gradient vanishes there.
+    """
+    grad, hessian = _blocks(params, data, z, family, latent_beta, observed=True)
+    step = _newton_step(grad, hessian)
+    return z[0] - step[0], z[1] - step[1]
+
+
 @partial(jax.jit, static_argnames=("family", "latent_beta"))
 def find_mode(params, data: Arrays, z0, family: str = "nb", latent_beta: bool = False):
     """Mode of the latent field ``(g, w)`` given the parameters (damped Newton).
@@ -307,9 +318,7 @@ def log_marginal(params, data: Arrays, mode, family: str = "nb", latent_beta: bo
     """
     z = jax.tree_util.tree_map(jax.lax.stop_gradient, mode)
     for _ in range(n_steps):
-        grad, hessian = _blocks(params, data, z, family, latent_beta, observed=True)
-        step = _newton_step(grad, hessian)
-        z = (z[0] - step[0], z[1] - step[1])
+        z = newton_update(params, data, z, family, latent_beta)
     _, hessian = _blocks(params, data, z, family, latent_beta, observed=False)
     return _penalised(params, data, z, family, latent_beta) - 0.5 * _log_det(hessian)
 

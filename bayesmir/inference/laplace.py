@@ -95,18 +95,11 @@ def _log_posterior_many(psis, data, centre, z_centre, priors_vec, q, family):
 
 
 def _latent_tangent(psi, data, mode, q, family):
-    """Derivative of the latent mode in ``psi`` at ``psi`` (implicit function theorem).
-
-    One Newton step from the (fixed) mode, ``z - H^-1 grad(psi)``, has the derivative
-    ``-H^-1 d grad / d psi`` there because the gradient vanishes at the mode: that of the
-    mode itself. Leaves have the shape of the latent field plus a trailing ``psi`` axis.
+    """Derivative of the latent mode in ``psi`` at ``psi``: that of one Newton step from the mode
+    (:func:`bayesmir.marginal.newton_update`). Leaves have the shape of the latent field plus a
+    trailing ``psi`` axis.
     """
-    def newton_step(x):
-        grad, hessian = marginal._blocks(hyper.to_hyper(x, q, family), data, mode, family, True, observed=True)
-        step = marginal._newton_step(grad, hessian)
-        return mode[0] - step[0], mode[1] - step[1]
-
-    return jax.jacfwd(newton_step)(psi)
+    return jax.jacfwd(lambda x: marginal.newton_update(hyper.to_hyper(x, q, family), data, mode, family, True))(psi)
 
 
 @partial(jax.jit, static_argnames=("q", "family"))
