@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import platform
 import warnings
 from collections.abc import Iterator, Sequence
@@ -236,12 +235,20 @@ def fit_safely(inference: Inference, problem: MirnaProblem, seed: int):
         return None, diagnostics_row(problem.mirna, inference.name, converged=False, message=message)
 
 
+#: Environment of worker processes: one thread each for XLA and BLAS, as the matrices of one
+#: miRNA are small and idle OpenBLAS threads spin (measured: a process otherwise keeps a second
+#: core busy, which halves what a second worker gains).
+WORKER_ENV = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+              "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
 def _run(
     inference: Inference, tasks: list[tuple[str, MirnaProblem]], seed: int, n_jobs: int, progress: bool
 ) -> Iterator[tuple[str, MirnaProblem, tuple]]:
     """Yield ``(kind, problem, (idata, row))`` in task order, with an optional progress bar."""
+    from threadpoolctl import threadpool_limits
+
     seeds = [mirna_seed(seed, problem.mirna) for _, problem in tasks]
-    with _progress_bar(len(tasks), inference.name, progress) as advance:
+    with _progress_bar(len(tasks), inference.name, progress) as advance, threadpool_limits(1, "blas"):
         if n_jobs != 1 and inference.process_parallel:
             outputs = _fit_in_workers(inference, [problem for _, problem in tasks], seeds, n_jobs, advance)
             for (kind, problem), output in zip(tasks, outputs):
@@ -256,60 +263,99 @@ def _run(
 def _fit_in_workers(
     inference: Inference, problems: list[MirnaProblem], seeds: list[int], n_jobs: int, advance
 ) -> list[tuple]:
-    """Fit ``problems`` in worker processes, one shape-sorted share each; outputs in input order.
+    """Fit ``problems`` in ``n_jobs`` processes; outputs in input order.
 
-    Each worker traces (or loads) the compiled programs of every array shape it meets, ~1 s
-    per shape, so a worker gets a contiguous share of the problems sorted by shape
-    (:func:`shares_by_shape`) instead of problems one at a time. Workers report each
-    finished miRNA on a queue, which drives the progress bar.
+    Each process traces (or loads) the compiled programs of every array shape it meets, ~1 s
+    per shape, so the problems are sorted by shape and cut into chunks of one shape
+    (:func:`chunks_by_shape`). This process takes chunks from the front of that order while
+    ``n_jobs - 1`` worker processes (:data:`WORKER_ENV`) start and take chunks from the back,
+    until they meet: the work balances itself although the workers start seconds later
+    (imports). Workers report each finished miRNA on a queue, which drives the progress bar.
     """
     import multiprocessing
     import queue as queue_module
-    from concurrent.futures import ThreadPoolExecutor
 
-    from joblib import Parallel, delayed, effective_n_jobs
+    from joblib import effective_n_jobs
+    from joblib.externals.loky import get_reusable_executor
 
-    n_workers = min(effective_n_jobs(n_jobs), len(problems))
-    # one thread per worker process: XLA's own threads would compete with the other workers
-    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
-    shares = shares_by_shape(inference, problems, n_workers)
-    with multiprocessing.Manager() as manager, ThreadPoolExecutor(1) as thread:
-        done = manager.Queue()
-        future = thread.submit(Parallel(n_jobs=n_workers), (
-            delayed(_fit_share)(inference, [(problems[i], seeds[i]) for i in share], done) for share in shares
-        ))
-        while not (future.done() and done.empty()):
+    n_workers = min(effective_n_jobs(n_jobs), len(problems)) - 1
+    chunks = chunks_by_shape(inference, problems)
+    items = [[(i, problems[i], seeds[i]) for i in chunk] for chunk in chunks]
+    outputs = [None] * len(problems)
+    with multiprocessing.Manager() as manager:
+        done, bounds, lock = manager.Queue(), manager.list([0, len(chunks)]), manager.Lock()
+
+        def drain(block: bool) -> None:
             try:
-                advance(done.get(timeout=0.2))
+                while True:
+                    advance(done.get(timeout=0.2) if block else done.get_nowait())
             except queue_module.Empty:
                 pass
-        results = future.result()
-    outputs = [None] * len(problems)
-    for share, share_outputs in zip(shares, results):
-        for index, output in zip(share, share_outputs):
-            outputs[index] = output
+
+        executor = get_reusable_executor(max_workers=n_workers, env=WORKER_ENV)
+        futures = [executor.submit(_fit_chunks, inference, items, bounds, lock, done) for _ in range(n_workers)]
+        while (index := _claim_chunk(bounds, lock, front=True)) is not None:
+            for i, problem, seed in items[index]:
+                outputs[i] = fit_safely(inference, problem, seed)
+                advance(problem.mirna)
+            drain(block=False)
+        while not all(future.done() for future in futures):
+            drain(block=True)
+        drain(block=False)
+        for future in futures:
+            for i, output in future.result():
+                outputs[i] = output
     return outputs
 
 
-def shares_by_shape(inference: Inference, problems: Sequence[MirnaProblem], n_shares: int) -> list[list[int]]:
-    """Indices of ``problems`` in ``n_shares`` contiguous shares of the shape-sorted order, of about equal cost.
+def relative_cost(shape_key: tuple) -> float:
+    """Relative cost of one fit from its :meth:`~bayesmir.inference.Inference.shape_key`.
 
-    The cost of a problem is taken as its padded isomiR count plus 8 (a fixed part per
-    fit); a shape is split between two shares only where a share boundary falls in it.
+    A fixed part plus the padded isomiR count: measured for ``laplace`` on the 39-sample
+    simulation (warm, median per fit), miRNAs padded to 4 and 16 isomiRs cost about the
+    same and those padded to 64 about twice as much.
+    """
+    return 64.0 + shape_key[1]
+
+
+def chunks_by_shape(inference: Inference, problems: Sequence[MirnaProblem], chunk_cost: float = 640.0
+                    ) -> list[list[int]]:
+    """Indices of ``problems`` sorted by shape, cut into chunks of one shape and at most ``chunk_cost``.
+
+    Costs are :func:`relative_cost` (the default ``chunk_cost`` is about ten fits).
     """
     keys = [inference.shape_key(problem) for problem in problems]
-    order = sorted(range(len(problems)), key=lambda i: keys[i])
-    costs = np.array([keys[i][1] + 8.0 for i in order])
-    bounds = np.searchsorted(np.cumsum(costs), costs.sum() * np.arange(1, n_shares) / n_shares)
-    return [share.tolist() for share in np.split(np.array(order), bounds) if share.size]
+    chunks: list[list[int]] = []
+    cost = 0.0
+    for i in sorted(range(len(problems)), key=lambda i: keys[i]):
+        if not chunks or keys[i] != keys[chunks[-1][0]] or cost + relative_cost(keys[i]) > chunk_cost:
+            chunks.append([])
+            cost = 0.0
+        chunks[-1].append(i)
+        cost += relative_cost(keys[i])
+    return chunks
 
 
-def _fit_share(inference: Inference, items: list[tuple[MirnaProblem, int]], done) -> list[tuple]:
-    """Fit ``(problem, seed)`` pairs in order in one worker, putting each miRNA's name on ``done``."""
+def _claim_chunk(bounds, lock, front: bool) -> int | None:
+    """Index of the next unclaimed chunk from the front or the back, or None when none is left."""
+    with lock:
+        first, end = bounds[0], bounds[1]
+        if first >= end:
+            return None
+        if front:
+            bounds[0] = first + 1
+            return first
+        bounds[1] = end - 1
+        return end - 1
+
+
+def _fit_chunks(inference: Inference, items: list[list[tuple]], bounds, lock, done) -> list[tuple]:
+    """In a worker: fit chunks claimed from the back until none is left; ``(index, output)`` pairs."""
     outputs = []
-    for problem, seed in items:
-        outputs.append(fit_safely(inference, problem, seed))
-        done.put(problem.mirna)
+    while (index := _claim_chunk(bounds, lock, front=False)) is not None:
+        for i, problem, seed in items[index]:
+            outputs.append((i, fit_safely(inference, problem, seed)))
+            done.put(problem.mirna)
     return outputs
 
 

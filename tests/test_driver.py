@@ -12,7 +12,7 @@ import xarray as xr
 from mirna_sim import simulate_problem
 
 from bayesmir import InputError
-from bayesmir.driver import fit, fit_problems, mirna_seed, shares_by_shape
+from bayesmir.driver import chunks_by_shape, fit, fit_problems, mirna_seed, relative_cost
 from bayesmir.inference import METHODS, Inference, diagnostics_row
 from bayesmir.inference.nuts import nutpie_available
 from bayesmir.problem import MirnaProblem
@@ -83,21 +83,21 @@ def test_same_seed_same_numbers_across_jobs(fake_method):
     assert not other.posteriors["mir-1"].posterior.equals(one.posteriors["mir-1"].posterior)
 
 
-def test_worker_shares_cover_every_problem_once_and_keep_shapes_together():
-    """Invariants of the split across workers: a partition; shapes sorted, so only share boundaries split
-    a shape; costs (padded isomiRs + 8) balanced to within the largest single cost."""
+def test_chunks_cover_every_problem_once_one_shape_each_in_shape_order():
+    """Invariants of the chunks the processes claim: a partition; one shape per chunk; chunks in
+    sorted shape order; each within the cost limit unless a single fit exceeds it."""
     sizes = [2, 30, 3, 5, 9, 17, 4, 4, 40, 6, 3, 12, 2, 8, 70, 5]
     many = [simulate_problem(12, J, seed=k, name=f"mir-{k}") for k, J in enumerate(sizes)]
     inference = FakeInference()
-    for n_shares in (1, 2, 3):
-        shares = shares_by_shape(inference, many, n_shares)
-        assert sorted(i for share in shares for i in share) == list(range(len(many)))
-        keys = [[inference.shape_key(many[i]) for i in share] for share in shares]
-        assert all(k == sorted(k) for k in keys)
-        assert all(a[-1] <= b[0] for a, b in itertools.pairwise(keys))
-        costs = [sum(inference.shape_key(many[i])[1] + 8 for i in share) for share in shares]
-        largest = max(inference.shape_key(p)[1] + 8 for p in many)
-        assert max(costs) - sum(costs) / n_shares <= largest
+    for limit in (1.0, 150.0, 1000.0):
+        chunks = chunks_by_shape(inference, many, chunk_cost=limit)
+        assert sorted(i for chunk in chunks for i in chunk) == list(range(len(many)))
+        keys = [[inference.shape_key(many[i]) for i in chunk] for chunk in chunks]
+        assert all(len(set(k)) == 1 for k in keys)
+        assert all(a[0] <= b[0] for a, b in itertools.pairwise(keys))
+        assert all(len(chunk) == 1 or sum(relative_cost(k) for k in chunk_keys) <= limit
+                   for chunk, chunk_keys in zip(chunks, keys))
+    assert len(chunks_by_shape(inference, many, chunk_cost=1.0)) == len(many)
 
 
 def test_unknown_and_missing_methods_raise_input_error(monkeypatch):

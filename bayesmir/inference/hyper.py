@@ -62,6 +62,12 @@ def correlation_cholesky(z, q: int):
     return W.at[np.arange(q), np.arange(q)].set(jnp.stack(diagonal))
 
 
+@partial(jax.jit, static_argnums=1)
+def _correlation_cholesky_rows(z, q: int):
+    """:func:`correlation_cholesky` of each row of ``z`` (one compiled call, not one per operation)."""
+    return jax.vmap(partial(correlation_cholesky, q=q))(z)
+
+
 def split_psi(psi, q: int, family: str):
     """``(log sd_isomir (q,), z (q(q-1)/2,), log sd_sample, log theta or None)``."""
     k = q * (q - 1) // 2
@@ -117,7 +123,7 @@ def constrained(psi: np.ndarray, q: int, family: str) -> dict[str, np.ndarray]:
     psi = np.atleast_2d(psi)
     out = {"sd_isomir": np.exp(psi[:, :q]), "sd_sample": np.exp(psi[:, q + q * (q - 1) // 2])}
     if q >= 2:
-        W = np.asarray(jax.vmap(partial(correlation_cholesky, q=q))(jnp.asarray(psi[:, q:q + q * (q - 1) // 2])))
+        W = np.asarray(_correlation_cholesky_rows(jnp.asarray(psi[:, q:q + q * (q - 1) // 2]), q))
         out["corr_isomir"] = np.einsum("sik,sjk->sij", W, W)
     if family == "nb":
         out["dispersion"] = np.exp(psi[:, -1])
