@@ -235,11 +235,10 @@ def fit_safely(inference: Inference, problem: MirnaProblem, seed: int):
         return None, diagnostics_row(problem.mirna, inference.name, converged=False, message=message)
 
 
-#: Environment of worker processes: one thread each for XLA and BLAS, as the matrices of one
-#: miRNA are small and idle OpenBLAS threads spin (measured: a process otherwise keeps a second
-#: core busy, which halves what a second worker gains).
-WORKER_ENV = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
-              "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+#: Environment of worker processes: one BLAS thread, as the matrices of one miRNA are small and
+#: idle OpenBLAS threads spin (measured: a process otherwise keeps a second core busy). XLA runs
+#: on one thread in every process (:func:`bayesmir.marginal._single_threaded_xla`).
+WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 
 def _run(
     inference: Inference, tasks: list[tuple[str, MirnaProblem]], seed: int, n_jobs: int, progress: bool

@@ -60,6 +60,25 @@ def _use_compilation_cache() -> None:
 
 _use_compilation_cache()
 
+#: XLA flags for one thread per process (:func:`_single_threaded_xla`).
+SINGLE_THREAD_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def _single_threaded_xla() -> None:
+    """Run XLA on one thread in this process (appended to ``$XLA_FLAGS`` unless already there).
+
+    One miRNA's matrices are small: a second thread made no fit faster (measured), and
+    numbers then do not depend on the thread count, so the processes of ``n_jobs`` give
+    bit-identical results whichever of them fits a miRNA. No effect if JAX already ran a
+    computation in this process before bayesmir was imported.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_multi_thread_eigen" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {SINGLE_THREAD_XLA_FLAGS}".strip()
+
+
+_single_threaded_xla()
+
 FAMILIES = ("nb", "poisson")
 BUCKET_BASE = 4  # isomiR axis padded to powers of 4 (see problem.bucket_size)
 _MAX_NEWTON = 60

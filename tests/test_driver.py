@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
+import time
 
 import arviz as az
 import numpy as np
@@ -11,8 +13,15 @@ import pytest
 import xarray as xr
 from mirna_sim import simulate_problem
 
-from bayesmir import InputError
-from bayesmir.driver import chunks_by_shape, fit, fit_problems, mirna_seed, relative_cost
+from bayesmir import InputError, driver
+from bayesmir.driver import (
+    chunks_by_shape,
+    fit,
+    fit_problems,
+    fit_safely,
+    mirna_seed,
+    relative_cost,
+)
 from bayesmir.inference import METHODS, Inference, diagnostics_row
 from bayesmir.inference.nuts import nutpie_available
 from bayesmir.problem import MirnaProblem
@@ -81,6 +90,28 @@ def test_same_seed_same_numbers_across_jobs(fake_method):
         xr.testing.assert_equal(one.posteriors[mirna].posterior, two.posteriors[mirna].posterior)
     other = fit_problems(problems(), method=fake_method, seed=8, progress=False)
     assert not other.posteriors["mir-1"].posterior.equals(one.posteriors["mir-1"].posterior)
+
+
+def test_laplace_gives_identical_numbers_in_one_or_two_processes(monkeypatch):
+    """With n_jobs=2 this process and a worker claim chunks as they go, so which process fits a
+    miRNA depends on timing: the numbers must not (XLA and BLAS run one thread in each). One
+    miRNA per chunk, and this process slowed down, so that the worker gets some."""
+    many = [simulate_problem(10, J, seed=k, name=f"mir-{k}") for k, J in enumerate([3, 4, 2, 3, 4, 2])]
+    options = {"method": "laplace", "seed": 3, "progress": False, "reduced": False, "n_hyper": 8, "draws": 50}
+    one = fit_problems(many, **options)
+    here = []
+
+    def slow_fit(inference, problem, seed):
+        here.append(problem.mirna)
+        time.sleep(2.0)
+        return fit_safely(inference, problem, seed)
+
+    monkeypatch.setattr(driver, "fit_safely", slow_fit)
+    monkeypatch.setattr(driver, "chunks_by_shape", functools.partial(chunks_by_shape, chunk_cost=1.0))
+    two = fit_problems(many, n_jobs=2, **options)
+    assert 0 < len(here) < len(many)
+    for mirna in one.mirnas:
+        xr.testing.assert_identical(one.posteriors[mirna].posterior, two.posteriors[mirna].posterior)
 
 
 def test_chunks_cover_every_problem_once_one_shape_each_in_shape_order():
