@@ -22,7 +22,7 @@ import numpy as np
 
 from bayesmir.design import Design, build_design
 from bayesmir.errors import InputError
-from bayesmir.inference import Inference, diagnostics_row, get_method
+from bayesmir.inference import METHODS, Inference, diagnostics_row, get_method, method_class
 from bayesmir.model import reduced_problem
 from bayesmir.priors import Priors
 from bayesmir.problem import MirnaProblem, mirna_problems
@@ -186,18 +186,20 @@ def fit_problems(
     FitResult
     """
     priors = priors or Priors()
-    inference = get_method(method, family, priors, **method_options)
-    if inference.experimental:
-        warnings.warn(
-            f"method {method!r} is experimental: it is known to be poorly calibrated on this model "
-            "(see docs); use it for exploration and check against 'nuts'", UserWarning, stacklevel=2,
-        )
     if reduced is None:
         reduced = method in REDUCED_BY_DEFAULT
     has_slope = any(problem.Z.shape[1] > 1 for problem in problems)
     tasks = [("full", problem) for problem in problems]
     if reduced and has_slope:
         tasks += [("reduced", reduced_problem(problem)) for problem in problems]
+    if n_jobs != 1 and method in METHODS:
+        _start_workers(method, _n_workers(n_jobs, len(tasks)))  # they import while this process does
+    inference = get_method(method, family, priors, **method_options)
+    if inference.experimental:
+        warnings.warn(
+            f"method {method!r} is experimental: it is known to be poorly calibrated on this model "
+            "(see docs); use it for exploration and check against 'nuts'", UserWarning, stacklevel=2,
+        )
     _prepare(inference, [problem for _, problem in tasks])
     fitted = {"full": {}, "reduced": {}}
     rows = {"full": [], "reduced": []}
@@ -274,10 +276,7 @@ def _fit_in_workers(
     import multiprocessing
     import queue as queue_module
 
-    from joblib import effective_n_jobs
-    from joblib.externals.loky import get_reusable_executor
-
-    n_workers = min(effective_n_jobs(n_jobs), len(problems)) - 1
+    n_workers = _n_workers(n_jobs, len(problems))
     chunks = chunks_by_shape(inference, problems)
     items = [[(i, problems[i], seeds[i]) for i in chunk] for chunk in chunks]
     outputs = [None] * len(problems)
@@ -291,8 +290,7 @@ def _fit_in_workers(
             except queue_module.Empty:
                 pass
 
-        executor = get_reusable_executor(max_workers=n_workers, env=WORKER_ENV)
-        futures = [executor.submit(_fit_chunks, inference, items, bounds, lock, done) for _ in range(n_workers)]
+        futures = [_worker_pool(n_workers).submit(_fit_chunks, inference, items, bounds, lock, done) for _ in range(n_workers)]
         while (index := _claim_chunk(bounds, lock, front=True)) is not None:
             for i, problem, seed in items[index]:
                 outputs[i] = fit_safely(inference, problem, seed)
@@ -305,6 +303,29 @@ def _fit_in_workers(
             for i, output in future.result():
                 outputs[i] = output
     return outputs
+
+
+def _n_workers(n_jobs: int, n_tasks: int) -> int:
+    """Worker processes besides this one for ``n_jobs`` (joblib's convention, e.g. -1: all cores)."""
+    from joblib import effective_n_jobs
+
+    return min(effective_n_jobs(n_jobs), n_tasks) - 1
+
+
+def _worker_pool(n_workers: int):
+    """The (reused) loky pool of ``n_workers`` worker processes with :data:`WORKER_ENV`."""
+    from joblib.externals.loky import get_reusable_executor
+
+    return get_reusable_executor(max_workers=n_workers, env=WORKER_ENV)
+
+
+def _start_workers(method: str, n_workers: int) -> None:
+    """Start the worker processes now and have them import ``method``'s module (~3.5 s for
+    ``laplace``: JAX, ArviZ), while this process imports it too; the fits reuse them."""
+    if n_workers > 0:
+        pool = _worker_pool(n_workers)
+        for _ in range(n_workers):
+            pool.submit(method_class, method)
 
 
 def relative_cost(shape_key: tuple) -> float:
