@@ -273,14 +273,13 @@ def _fit_in_workers(
     until they meet: the work balances itself although the workers start seconds later
     (imports). Workers report each finished miRNA on a queue, which drives the progress bar.
     """
-    import multiprocessing
     import queue as queue_module
 
     n_workers = _n_workers(n_jobs, len(problems))
     chunks = chunks_by_shape(inference, problems)
     items = [[(i, problems[i], seeds[i]) for i in chunk] for chunk in chunks]
     outputs = [None] * len(problems)
-    with multiprocessing.Manager() as manager:
+    with _manager() as manager:
         done, bounds, lock = manager.Queue(), manager.list([0, len(chunks)]), manager.Lock()
 
         def drain(block: bool) -> None:
@@ -303,6 +302,20 @@ def _fit_in_workers(
             for i, output in future.result():
                 outputs[i] = output
     return outputs
+
+
+def _manager():
+    """A started ``multiprocessing.Manager`` (the shared chunk bounds, lock and progress queue).
+
+    Its server process is forked; JAX warns about any fork once it runs threads, but that
+    process only serves the shared objects and never calls JAX, so the warning is silenced.
+    """
+    import multiprocessing
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
+        manager = multiprocessing.Manager()
+    return manager
 
 
 def _n_workers(n_jobs: int, n_tasks: int) -> int:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from mirna_sim import TRUTH, simulate_problem
 
-from bayesmir.inference.laplace import LaplaceInference
+from bayesmir.inference.laplace import LaplaceInference, _systematic_resample
 from bayesmir.inference.nuts import NutsInference
 from bayesmir.model import reduced_problem
 
@@ -38,6 +38,20 @@ def test_contract_and_determinism(laplace):
     corr = draws(idata, "corr_isomir")
     np.testing.assert_allclose(corr[:, 0, 0], 1.0)
     assert np.all(np.abs(corr[:, 0, 1]) <= 1.0)
+
+
+def test_systematic_resampling_keeps_each_count_within_one_of_its_expectation():
+    rng = np.random.default_rng(0)
+    weights = rng.dirichlet(np.full(37, 0.3))
+    for size in (10, 1000, 1001):
+        counts = np.bincount(_systematic_resample(weights, size, rng), minlength=weights.size)
+        assert counts.sum() == size
+        assert np.all(np.abs(counts - size * weights) < 1.0 + 1e-9)
+
+
+def test_n_hyper_must_be_a_power_of_two():
+    with pytest.raises(ValueError, match="power of 2"):
+        LaplaceInference(n_hyper=50)
 
 
 def test_interval_coverage_over_repeated_datasets(laplace):

@@ -10,7 +10,7 @@ Instead, per miRNA:
    lme4's approximation), giving ``log p(y | psi)`` for the few hyperparameters ``psi``
    (log SDs, correlation, log theta; :mod:`bayesmir.inference.hyper`).
 2. The mode of ``log p(y | psi) + log p(psi)`` is found with L-BFGS-B (JAX gradients)
-   and its curvature by central differences of the gradient.
+   and its curvature by forward differences of the gradient.
 3. ``n_hyper`` points (twice as many for a miRNA with at most :data:`FEW_ISOMIRS`
    isomiRs) are drawn from a proposal at that mode — a Student-t (4 df) with a scale
    per axis and side (skewness), mixed with a 2.5x wider copy (defensive) — by
