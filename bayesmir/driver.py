@@ -242,6 +242,7 @@ def fit_safely(inference: Inference, problem: MirnaProblem, seed: int):
 #: on one thread in every process (:func:`bayesmir.marginal._single_threaded_xla`).
 WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 
+
 def _run(
     inference: Inference, tasks: list[tuple[str, MirnaProblem]], seed: int, n_jobs: int, progress: bool
 ) -> Iterator[tuple[str, MirnaProblem, tuple]]:
@@ -289,7 +290,8 @@ def _fit_in_workers(
             except queue_module.Empty:
                 pass
 
-        futures = [_worker_pool(n_workers).submit(_fit_chunks, inference, items, bounds, lock, done) for _ in range(n_workers)]
+        pool = _worker_pool(n_workers) if n_workers else None
+        futures = [pool.submit(_fit_chunks, inference, items, bounds, lock, done) for _ in range(n_workers)]
         while (index := _claim_chunk(bounds, lock, front=True)) is not None:
             for i, problem, seed in items[index]:
                 outputs[i] = fit_safely(inference, problem, seed)
