@@ -64,7 +64,8 @@ DEFAULTS = {"draws": 1000, "n_hyper": 32, "t_df": 4.0, "wide_fraction": 0.2, "ma
             "max_iterations": 200}
 
 
-def _value_and_grad(psi, data, z0, priors_vec, q, family):
+@partial(jax.jit, static_argnames=("q", "family"))
+def _objective(psi, data, z0, priors_vec, q, family):
     """Log posterior of ``psi`` (up to p(y)), its gradient, the latent mode and its convergence."""
     priors = _priors_from_vec(priors_vec)
     mode, converged = marginal.find_mode(hyper.to_hyper(psi, q, family), data, z0, family, True)
@@ -75,9 +76,6 @@ def _value_and_grad(psi, data, z0, priors_vec, q, family):
 
     value, grad = jax.value_and_grad(log_post)(psi)
     return value, grad, mode, converged
-
-
-_objective = jax.jit(_value_and_grad, static_argnames=("q", "family"))
 
 
 @partial(jax.jit, static_argnames=("q", "family"))
