@@ -192,9 +192,12 @@ def fit_problems(
     tasks = [("full", problem) for problem in problems]
     if reduced and has_slope:
         tasks += [("reduced", reduced_problem(problem)) for problem in problems]
+    workers = None
     if n_jobs != 1 and method in METHODS:
-        _start_workers(method, _n_workers(n_jobs, len(tasks)))  # they import while this process does
+        workers = _start_workers(method, _n_workers(n_jobs, len(tasks)))  # they import while this process does
     inference = get_method(method, family, priors, **method_options)
+    if workers is not None and not inference.process_parallel:
+        workers.shutdown(wait=False, kill_workers=True)  # a method that fits in this process only
     if inference.experimental:
         warnings.warn(
             f"method {method!r} is experimental: it is known to be poorly calibrated on this model "
@@ -237,20 +240,21 @@ def fit_safely(inference: Inference, problem: MirnaProblem, seed: int):
         return None, diagnostics_row(problem.mirna, inference.name, converged=False, message=message)
 
 
-#: Environment of worker processes: one BLAS thread, as the matrices of one miRNA are small and
-#: idle OpenBLAS threads spin (measured: a process otherwise keeps a second core busy). XLA runs
-#: on one thread in every process (:func:`bayesmir.marginal._single_threaded_xla`).
-WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+def _one_blas_thread():
+    """Context in which BLAS runs on one thread: the matrices of one miRNA are small and idle
+    OpenBLAS threads spin (measured: a process otherwise keeps a second core busy). XLA runs on
+    one thread in every process anyway (:func:`bayesmir.marginal._single_threaded_xla`)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, "blas")
 
 
 def _run(
     inference: Inference, tasks: list[tuple[str, MirnaProblem]], seed: int, n_jobs: int, progress: bool
 ) -> Iterator[tuple[str, MirnaProblem, tuple]]:
     """Yield ``(kind, problem, (idata, row))`` in task order, with an optional progress bar."""
-    from threadpoolctl import threadpool_limits
-
     seeds = [mirna_seed(seed, problem.mirna) for _, problem in tasks]
-    with _progress_bar(len(tasks), inference.name, progress) as advance, threadpool_limits(1, "blas"):
+    with _progress_bar(len(tasks), inference.name, progress) as advance, _one_blas_thread():
         if n_jobs != 1 and inference.process_parallel:
             outputs = _fit_in_workers(inference, [problem for _, problem in tasks], seeds, n_jobs, advance)
             for (kind, problem), output in zip(tasks, outputs):
@@ -270,7 +274,7 @@ def _fit_in_workers(
     Each process traces (or loads) the compiled programs of every array shape it meets, ~1 s
     per shape, so the problems are sorted by shape and cut into chunks of one shape
     (:func:`chunks_by_shape`). This process takes chunks from the front of that order while
-    ``n_jobs - 1`` worker processes (:data:`WORKER_ENV`) start and take chunks from the back,
+    ``n_jobs - 1`` worker processes start and take chunks from the back,
     until they meet: the work balances itself although the workers start seconds later
     (imports). Workers report each finished miRNA on a queue, which drives the progress bar.
     """
@@ -328,19 +332,24 @@ def _n_workers(n_jobs: int, n_tasks: int) -> int:
 
 
 def _worker_pool(n_workers: int):
-    """The (reused) loky pool of ``n_workers`` worker processes with :data:`WORKER_ENV`."""
+    """The (reused) loky pool of ``n_workers`` worker processes."""
     from joblib.externals.loky import get_reusable_executor
 
-    return get_reusable_executor(max_workers=n_workers, env=WORKER_ENV)
+    return get_reusable_executor(max_workers=n_workers)
 
 
-def _start_workers(method: str, n_workers: int) -> None:
+def _start_workers(method: str, n_workers: int):
     """Start the worker processes now and have them import ``method``'s module (~3.5 s for
-    ``laplace``: JAX, ArviZ), while this process imports it too; the fits reuse them."""
-    if n_workers > 0:
-        pool = _worker_pool(n_workers)
-        for _ in range(n_workers):
-            pool.submit(method_class, method)
+    ``laplace``: JAX, ArviZ), while this process imports it too; the fits reuse them.
+
+    Returns the pool, or None when ``n_workers`` is 0.
+    """
+    if n_workers <= 0:
+        return None
+    pool = _worker_pool(n_workers)
+    for _ in range(n_workers):
+        pool.submit(method_class, method)
+    return pool
 
 
 def relative_cost(shape_key: tuple) -> float:
@@ -387,10 +396,11 @@ def _claim_chunk(bounds, lock, front: bool) -> int | None:
 def _fit_chunks(inference: Inference, items: list[list[tuple]], bounds, lock, done) -> list[tuple]:
     """In a worker: fit chunks claimed from the back until none is left; ``(index, output)`` pairs."""
     outputs = []
-    while (index := _claim_chunk(bounds, lock, front=False)) is not None:
-        for i, problem, seed in items[index]:
-            outputs.append((i, fit_safely(inference, problem, seed)))
-            done.put(problem.mirna)
+    with _one_blas_thread():
+        while (index := _claim_chunk(bounds, lock, front=False)) is not None:
+            for i, problem, seed in items[index]:
+                outputs.append((i, fit_safely(inference, problem, seed)))
+                done.put(problem.mirna)
     return outputs
 
 
