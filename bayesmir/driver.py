@@ -23,9 +23,8 @@ import numpy as np
 from bayesmir.design import Design, build_design
 from bayesmir.errors import InputError
 from bayesmir.inference import METHODS, Inference, diagnostics_row, get_method, method_class
-from bayesmir.model import reduced_problem
 from bayesmir.priors import Priors
-from bayesmir.problem import MirnaProblem, mirna_problems
+from bayesmir.problem import MirnaProblem, mirna_problems, reduced_problem
 from bayesmir.results import FitResult
 
 #: Methods whose default is to fit the reduced (no-slope) model too, for model comparison.

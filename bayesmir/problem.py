@@ -8,6 +8,7 @@ of inference).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +62,11 @@ class MirnaProblem:
     @property
     def n_isomirs(self) -> int:
         return self.counts.shape[1]
+
+
+def reduced_problem(problem: MirnaProblem) -> MirnaProblem:
+    """The same miRNA with isomiR intercepts only (no random slopes): miRglmm's reduced model."""
+    return dataclasses.replace(problem, Z=np.asarray(problem.Z)[:, :1], re_names=list(problem.re_names[:1]))
 
 
 def bucket_size(n_isomirs: int, base: int = 2) -> int:

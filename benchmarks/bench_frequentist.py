@@ -35,8 +35,8 @@ if "--single-thread" in sys.argv:  # must precede the first JAX import
 from anchor_problems import reference, sim_problems
 
 from bayesmir.frequentist import lrt
-from bayesmir.frequentist.mle import fit_problem, reduced_problem
-from bayesmir.problem import bucket_size
+from bayesmir.frequentist.mle import fit_problem
+from bayesmir.problem import bucket_size, reduced_problem
 
 
 def cpu_model() -> str:

@@ -8,7 +8,7 @@ from mirna_sim import TRUTH, simulate_problem
 
 from bayesmir.inference.laplace import LaplaceInference, _systematic_resample
 from bayesmir.inference.nuts import NutsInference
-from bayesmir.model import reduced_problem
+from bayesmir.problem import reduced_problem
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from mirna_sim import simulate_problem
-from scipy import stats
+from scipy import special, stats
 
 from bayesmir.model import (
     build_model,
@@ -79,7 +79,7 @@ def _posterior_from_model(model, point, problem):
 
 def test_pointwise_log_likelihood_matches_scipy_and_model(problem):
     """Pointwise NB log-likelihood = scipy's nbinom.logpmf (independent code, 1e-9), and its sum =
-    the model's likelihood potential (1e-8)."""
+    the model's likelihood potential plus the data-only constant it leaves out, -sum log(y!) (1e-8)."""
     model = build_model(problem, family="nb")
     point = _point(model, np.random.default_rng(1))
     posterior, values = _posterior_from_model(model, point, problem)
@@ -92,7 +92,8 @@ def test_pointwise_log_likelihood_matches_scipy_and_model(problem):
     reference = stats.nbinom.logpmf(problem.counts, theta, theta / (theta + mu))
     np.testing.assert_allclose(loglik, reference, rtol=1e-9, atol=1e-9)
     potential = _function(model, [model["log_likelihood"]])(point)[0]
-    assert loglik.sum() == pytest.approx(float(potential), abs=1e-8)
+    constant = -special.gammaln(problem.counts + 1.0).sum()
+    assert loglik.sum() == pytest.approx(float(potential) + constant, abs=1e-8)
 
 
 def test_posterior_predictive_mean_matches_mu(problem):
@@ -159,11 +160,11 @@ def _log_scale_model(problem, family):
     return model
 
 
-def _log_scale_point(point, q):
+def _log_scale_point(point, beta, q):
     """The previous model's values (transformed space) at the same beta, tau, b as ``point``."""
     sign_sample = np.sign(point["sd_sample_signed"])
     old = {
-        "beta": point["beta"], "isomir_level": point["isomir_level"],
+        "beta": beta, "isomir_level": point["isomir_level"],
         "sd_sample_log__": np.log(np.abs(point["sd_sample_signed"])),
         "sample_raw": sign_sample * point["sample_raw"],
     }
@@ -184,37 +185,43 @@ def _log_scale_point(point, q):
 
 
 @pytest.mark.parametrize(("family", "random_slope"), [("nb", True), ("poisson", True), ("nb", False)])
-def test_signed_scales_are_the_same_model(problem, family, random_slope):
-    """Signed scales (sd = |s|, s ~ N(0, scale)) and the 2 x 2 Beta-LKJ are the old half-normal /
-    LKJCholeskyCov model. At 4 random points with either sign, mapped to the old values with the
-    same beta, tau and b, the densities (without transform Jacobians) differ by the change of
-    variables (sd0, sd1, corr) -> Cholesky factor, log sd1 - log(1 - corr^2) / 2, plus a constant
-    the same at every point (1e-6: PyMC evaluates its constant from gammaln, off by ~1e-8): -log 2 for the signed sd_sample, and for q = 2
+def test_reparameterisations_are_the_same_model(problem, family, random_slope):
+    """The sampled model is the plain one written out independently (:func:`_log_scale_model`:
+    half-normal SDs, LKJCholeskyCov, beta ~ N(0, sd), levels ~ N(beta_0, sd_0), PyMC's own NB and
+    Poisson). At 4 random points with either sign, mapped to the old values with the same beta,
+    tau and b, the densities (without transform Jacobians) differ only by changes of variables:
+    (sd0, sd1, corr) -> Cholesky factor, log sd1 - log(1 - corr^2) / 2; the intercept drawn given
+    the levels, beta_0 = m + u / sqrt(P) with P = 1 / intercept_sd^2 + J / sd0^2, -log(P) / 2; and
+    constants the same at every point (1e-6: PyMC evaluates its constants from gammaln, off by
+    ~1e-8): sum log(y!) left out of the likelihood, -log 2 for the signed sd_sample, and for q = 2
     the LKJ normalising constants (Beta(2, 2) gives log 3/4 for eta = 2; PyMC 5.28's
     _lkj_normalizing_constant returns +log 4/3, a sign slip that only shifts log p). The reported
     sd_isomir and corr_isomir agree (1e-12)."""
     from pymc.distributions.multivariate import _lkj_normalizing_constant
 
-    from bayesmir.model import reduced_problem
+    from bayesmir.problem import reduced_problem
 
     prob = problem if random_slope else reduced_problem(problem)
     q = len(prob.re_names)
     new = build_model(prob, family=family)
     old = _log_scale_model(prob, family)
     new_logp, old_logp = new.compile_logp(jacobian=False), old.compile_logp(jacobian=False)
-    constant = -np.log(2.0)
+    constant = special.gammaln(prob.counts + 1.0).sum() - np.log(2.0)
     if q == 2:
         eta = Priors().lkj_eta
         lkj_at_zero = stats.beta(eta, eta).logpdf(0.5) - np.log(2.0)  # log density of rho at 0
         constant += lkj_at_zero - float(_lkj_normalizing_constant(eta, 2).eval())
+    beta_of = _function(new, [new["beta"], new["sd_isomir"]])
     rng = np.random.default_rng(4)
     for _ in range(4):
         point = _point(new, rng)
         point["sd_sample_signed"] = rng.choice([-1, 1]) * rng.uniform(0.05, 1.0)
         if q == 2:
             point["sd_slope_signed"] = rng.choice([-1, 1]) * rng.uniform(0.05, 1.0)
-        old_point, corr = _log_scale_point(point, q)
+        beta, sd = beta_of(point)
+        old_point, corr = _log_scale_point(point, beta, q)
         jacobian = np.log(abs(point["sd_slope_signed"])) - 0.5 * np.log(1 - corr**2) if q == 2 else 0.0
+        jacobian -= 0.5 * np.log(1.0 / Priors().intercept_sd**2 + prob.n_isomirs / sd[0] ** 2)
         assert new_logp(point) - old_logp(old_point) == pytest.approx(constant + jacobian, abs=1e-6)
         if q == 2:
             reported = _function(new, [new["sd_isomir"], new["corr_isomir"]])(point)

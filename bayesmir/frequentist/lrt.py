@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bayesmir.frequentist.mle import fit_frequentist, problems_from, reduced_problem
+from bayesmir.frequentist.mle import fit_frequentist, problems_from
+from bayesmir.problem import reduced_problem
 
 LRT_COLUMNS = ["loglik_reduced", "lrt_stat", "lrt_df", "lrt_p_naive", "lrt_p_1df", "lrt_p_mixture"]
 

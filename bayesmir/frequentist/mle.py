@@ -20,7 +20,7 @@ from scipy import optimize, stats
 
 from bayesmir import marginal
 from bayesmir.design import build_design
-from bayesmir.problem import MirnaProblem, mirna_problems
+from bayesmir.problem import MirnaProblem, mirna_problems, reduced_problem
 
 #: Upper bound of log theta (theta = 1e4 is practically Poisson), as a safety cap.
 LOG_THETA_MAX = float(np.log(1e4))
@@ -191,13 +191,6 @@ def problems_from(data, formula: str, coef: str | None, reference: dict | None,
     design = build_design(data.samples, formula, coef=coef, reference=reference,
                           random_slope=random_slope)
     return mirna_problems(data, design), design.coef
-
-
-def reduced_problem(problem: MirnaProblem) -> MirnaProblem:
-    """The same miRNA without random slopes (isomiR intercepts only)."""
-    return MirnaProblem(problem.mirna, problem.counts, problem.sequences, problem.samples,
-                        problem.offset, problem.X, problem.Z[:, :1], problem.coef_names,
-                        problem.re_names[:1])
 
 
 def failed_row(problem: MirnaProblem, coef: str | None, error: Exception) -> dict:
