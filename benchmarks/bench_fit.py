@@ -10,7 +10,7 @@ usage:
     python benchmarks/bench_fit.py                       # laplace (total + median_ratio), nuts on a subset
     python benchmarks/bench_fit.py --configs laplace     # one configuration
     python benchmarks/bench_fit.py --configs nuts        # NUTS on all 120 miRNAs, full model (its default)
-Results: benchmarks/results/fit_sim.json and fit_sim.md.
+Results: benchmarks/results/fit_sim.json and fit_sim.md, per-miRNA estimates in fit_sim_<config>.csv.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def run_config(name: str) -> dict:
         per_mirna = per_mirna + fit.diagnostics_reduced["seconds"].to_numpy()
     fit_seconds = float(per_mirna.sum())
     scores = score(fit)
+    estimates(fit).to_csv(RESULTS / f"fit_sim_{name}.csv", index=False)
     return {
         "config": name, **config, "n_mirnas": len(fit.mirnas), "seconds_total": seconds,
         "seconds_fitting": fit_seconds, "seconds_compile_and_overhead": seconds - fit_seconds,
@@ -99,6 +100,15 @@ def score(fit) -> dict:
         n1, n0 = int(de.sum()), int((~de).sum())
         out["AUC"] = float((ranks[de.to_numpy()].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
     return out
+
+
+def estimates(fit) -> pd.DataFrame:
+    """Per miRNA: true and estimated logFC (mean, sd, 95% interval), isomiRs, convergence."""
+    truth = pd.read_csv(SIM / "truth_mirna.csv").set_index("miRNA")
+    table = fit.mirna_table()
+    table = table[table["coef"] == "group[T.case]"].set_index("miRNA").reindex(fit.mirnas)
+    columns = ["n_isomirs", "mean", "sd", "eti_low", "eti_high", "converged"]
+    return table[columns].join(truth[["logFC", "sd_slope"]].add_prefix("true_")).reset_index()
 
 
 def environment() -> dict:
