@@ -18,16 +18,18 @@ tail ESS at least ``min_ess_per_chain`` (100) times the number of chains (Vehtar
 al. 2021's recommendation), and no divergent transition. ``message`` names every
 rule that failed.
 
-Cost per step: the likelihood is written out for NUTS (:func:`bayesmir.model._log_likelihood`, 38 vs
-59 ns per cell for PyMC's NB) and the intercept is drawn given the isomiR levels
+Cost per step: the likelihood is written out for NUTS (:func:`bayesmir.model._log_likelihood`,
+38 vs 59 ns per cell for PyMC's NB) and the intercept is drawn given the isomiR levels
 (:func:`bayesmir.model._fixed_effects`). Together they took the full model on the 120 miRNAs of
 ``benchmarks/bench_fit.py`` (4 x (1,000 + 1,000)) from 1,293 s to 858 s, 63 then 65 fits
 converged. Tuning: 500 steps per chain (nutpie's own default is 300; its mass matrix adapts from
 gradients and settles early). On 16 miRNAs, 4 per isomiR bucket, 500 instead of 1,000 tuning
 steps took 85 s instead of 116 s with 10 vs 11 fits converged (which ones failed changed: R-hat
 1.011-1.019 and ESS just under 400, on the same miRNAs with 2-4 isomiRs or 23-27 isomiRs with
-slopes) and ``beta`` within 0.02 (at most 0.16 posterior SD: Monte Carlo noise). Not kept: ``target_accept`` 0.95, 60 s for the same 16
-but 192 divergent transitions on a miRNA with 3 isomiRs.
+slopes) and ``beta`` within 0.02 (at most 0.16 posterior SD: Monte Carlo noise). Not kept:
+``target_accept`` 0.95, 60 s for the same 16 but 192 divergent transitions on a miRNA with 3
+isomiRs. All 120 with 4 x (1,000 + 500): 527-552 s (1.5-1.6x faster than glmer.nb's full +
+reduced 853 s), 71 converged.
 
 Cost (first 12 miRNAs of the 39-sample simulation, full + reduced model, 4 x (1,000 + 1,000)
 draws, seed 1, counted in leapfrog steps, which do not depend on machine load): with the sample
