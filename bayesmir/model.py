@@ -14,7 +14,10 @@ One miRNA: counts ``C_ij`` of isomiR ``j`` in sample ``i`` follow
 
 ``sd_sample`` and (for one slope, q = 2) the slope SD are sampled as signed scales,
 ``sd = |s|`` with ``s ~ N(0, scale)`` (the same half-normal prior); see
-:func:`_signed_scale`.
+:func:`_signed_scale`. The isomiR intercepts are centred (``level_j = beta_0 + b_j0``) and
+``beta_0`` is drawn from its exact conditional given the levels (:func:`_fixed_effects`). The
+likelihood is written out for speed, without the constant ``-log y!``
+(:func:`_log_likelihood`).
 
 The graph knows nothing of the inference method (numpyro style). Its data are
 ``pm.Data`` containers (``counts``, ``mask``, ``offset``, ``X``, ``Z``) so one
