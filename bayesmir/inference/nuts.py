@@ -23,13 +23,12 @@ Cost per step: the likelihood is written out for NUTS (:func:`bayesmir.model._lo
 (:func:`bayesmir.model._fixed_effects`). Together they took the full model on the 120 miRNAs of
 ``benchmarks/bench_fit.py`` (4 x (1,000 + 1,000)) from 1,293 s to 858 s, 63 then 65 fits
 converged. Tuning: 500 steps per chain (nutpie's own default is 300; its mass matrix adapts from
-gradients and settles early). On 16 miRNAs, 4 per isomiR bucket, 500 instead of 1,000 tuning
-steps took 85 s instead of 116 s with 10 vs 11 fits converged (which ones failed changed: R-hat
-1.011-1.019 and ESS just under 400, on the same miRNAs with 2-4 isomiRs or 23-27 isomiRs with
-slopes) and ``beta`` within 0.02 (at most 0.16 posterior SD: Monte Carlo noise). Not kept:
-``target_accept`` 0.95, 60 s for the same 16 but 192 divergent transitions on a miRNA with 3
-isomiRs. All 120 with 4 x (1,000 + 500): 527-552 s (1.5-1.6x faster than glmer.nb's full +
-reduced 853 s), 71 converged.
+gradients and settles early). ``benchmarks/bench_nuts_options.py`` (16 miRNAs, 4 per isomiR
+bucket, full model): 500 tuning steps took 85 s with 10 fits converged, 1,000 took 112 s with 11
+(the failures: R-hat 1.011-1.02 or ESS just under 400, on miRNAs with 2-4 isomiRs or with slopes
+and 23-27 isomiRs), and ``beta`` moved by at most 0.16 posterior SD (Monte Carlo noise). Not
+kept: ``target_accept`` 0.95, 42 s but 553 divergent transitions (9 converged). All 120 with 4 x
+(1,000 + 500): 527-552 s (1.5-1.6x faster than glmer.nb's full + reduced 853 s), 71 converged.
 
 Cost (first 12 miRNAs of the 39-sample simulation, full + reduced model, 4 x (1,000 + 1,000)
 draws, seed 1, counted in leapfrog steps, which do not depend on machine load): with the sample
