@@ -8,8 +8,7 @@ of inference).
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -66,7 +65,7 @@ class MirnaProblem:
 
 def reduced_problem(problem: MirnaProblem) -> MirnaProblem:
     """The same miRNA with isomiR intercepts only (no random slopes): miRglmm's reduced model."""
-    return dataclasses.replace(problem, Z=np.asarray(problem.Z)[:, :1], re_names=list(problem.re_names[:1]))
+    return replace(problem, Z=np.asarray(problem.Z)[:, :1], re_names=list(problem.re_names[:1]))
 
 
 def bucket_size(n_isomirs: int, base: int = 2) -> int:
