@@ -129,6 +129,29 @@ def build_design(
     return Design(formula, X, names, coef_name, slopes, [str(s) for s in samples.index])
 
 
+def reference_levels(
+    samples: pd.DataFrame, formula: str = "~ group", reference: dict[str, str] | None = None,
+    source: str | None = None,
+) -> dict[str, list[str]]:
+    """Levels of each categorical variable of ``formula`` in design order: the reference first.
+
+    Parameters
+    ----------
+    samples, formula, reference, source
+        As in :func:`build_design`.
+
+    Returns
+    -------
+    dict
+        Variable name -> levels; numeric variables are left out.
+    """
+    formula = _normalise_formula(formula)
+    source = source or samples.attrs.get("source", "sample metadata")
+    frame = _categorical_frame(samples, _formula_variables(formula, samples, source), reference, source)
+    return {name: [str(level) for level in frame[name].cat.categories]
+            for name in frame.columns if isinstance(frame[name].dtype, pd.CategoricalDtype)}
+
+
 def _normalise_formula(formula: str) -> str:
     text = str(formula).strip()
     if "~" in text:
