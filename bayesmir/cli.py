@@ -164,8 +164,7 @@ def fit(
         method=method.value, reference=parse_reference(reference), normalisation=normalisation.value,
         pooling=pooling, seed=seed, n_jobs=jobs, progress=not quiet, mirnas=chosen, **options,
     )
-    result.options.update(library_size_source=data.library_size_source,
-                          library_size=data.library_size.to_dict(), delta=delta, level=level)
+    result.options.update(delta=delta, level=level)
     with step("saving the run", quiet):
         run = result.save(out)
         write_inputs(run, counts, samples, filter_data, min_mirna_logcpm, min_isomir_logcpm, min_isomirs)

@@ -122,6 +122,7 @@ def fit(
         filter_report=getattr(data, "filter_report", None), **method_options,
     )
     result.options.update(normalisation=normalisation, reference=reference, pooling=bool(pooling),
+                          library_size=data.library_size.astype(float).to_dict(),
                           library_size_source=getattr(data, "library_size_source", None))
     return result
 
