@@ -196,3 +196,23 @@ def test_na_marker_in_a_dataframe_is_refused_too():
     samples = pd.DataFrame({"group": ["a", "b", "NA", "a", "b"]}, index=[f"s{i}" for i in range(1, 6)])
     with pytest.raises(InputError, match="samples s3"):
         build_design(samples, "~ group")
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_malformed_counts_are_one_error_line_on_the_cli(case, tmp_path):
+    """The same corpus through `bayesmir info`: exit 2, one `error:` line, no traceback."""
+    from typer.testing import CliRunner
+
+    from bayesmir.cli import app
+
+    counts_text, samples_text, words = CASES[case]
+    args = [str(write(tmp_path, "counts.csv", counts_text))]
+    if samples_text:
+        args += ["--samples", str(write(tmp_path, "samples.csv", samples_text))]
+    result = CliRunner().invoke(app, ["info", *args])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.output
+    for word in words:
+        assert word in lines[0], (word, lines[0])
