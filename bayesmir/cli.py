@@ -1,7 +1,11 @@
 """The ``bayesmir`` command line: fit, report, compare, simulate, info.
 
 Every command turns bad input (:class:`bayesmir.InputError`, a missing file) into one
-``error: ...`` line on stderr and exit code 2, without a traceback.
+``error: ...`` line on stderr and exit code 2, without a traceback. Results go to
+stdout; progress (rich spinners and bars) and warnings go to stderr, progress silenced
+by ``--quiet``. Data and model options have the names and defaults of the Python API
+(``--reference group=ctrl`` is ``reference={"group": "ctrl"}``, ``--library-size`` is
+``read_counts(library_size=...)``, ...).
 """
 
 from __future__ import annotations
@@ -14,6 +18,26 @@ from typing import Annotated
 
 import typer
 
+from bayesmir.cli_inputs import (
+    CoefOption,
+    CountsArgument,
+    FormulaOption,
+    LibrarySizeOption,
+    MinIsomirOption,
+    MinIsomirsOption,
+    MinMirnaOption,
+    QuietOption,
+    ReferenceOption,
+    SamplesOption,
+    console,
+    design_lines,
+    library_size_lines,
+    load_data,
+    parse_mirnas,
+    parse_reference,
+    selected_mirnas,
+    step,
+)
 from bayesmir.errors import InputError
 
 app = typer.Typer(
@@ -23,6 +47,9 @@ app = typer.Typer(
 
 LOG_BF_EVIDENCE = math.log(3.0)
 Q_LEVEL = 0.05
+DEFAULT_DELTA = math.log(1.5)
+"""Default threshold of P(|logFC| > delta): a 1.5-fold change (natural log)."""
+DEFAULT_LEVEL = 0.95
 
 
 class Method(str, Enum):
@@ -57,31 +84,21 @@ def reports_input_errors(command):
     return wrapper
 
 
-# ------------------------------------------------------------------ shared options
-CountsArgument = Annotated[str, typer.Argument(
-    help="Counts file (long/wide CSV or TSV, .h5ad, .rda) or the word 'example' for the bundled data.")]
-SamplesOption = Annotated[Path | None, typer.Option(
-    "--samples", help="Sample metadata (CSV/TSV with a 'sample' column and 'group').")]
-MinMirnaOption = Annotated[float, typer.Option(help="Keep miRNAs with log (natural) median CPM above this.")]
-MinIsomirOption = Annotated[float, typer.Option(help="Keep isomiRs with log (natural) median CPM above this.")]
-MinIsomirsOption = Annotated[int, typer.Option(help="Keep miRNAs with at least this many isomiRs.")]
+def print_version(value: bool) -> None:
+    """``--version``: print bayesmir's version and stop."""
+    if value:
+        from bayesmir import __version__
+
+        typer.echo(f"bayesmir {__version__}")
+        raise typer.Exit()
 
 
-def load_data(counts: str, samples: Path | None):
-    """IsomirData from a file, or the bundled example for ``counts == "example"``."""
-    import bayesmir
-
-    if counts == "example":
-        if samples is not None:
-            raise InputError("--samples cannot be combined with the bundled 'example' data")
-        return bayesmir.load_example()
-    return bayesmir.read_counts(counts, samples=samples)
-
-
-def console(stderr: bool = False):
-    from rich.console import Console
-
-    return Console(stderr=stderr, width=140)
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=print_version, is_eager=True,
+                                          help="Print bayesmir's version and exit.")] = False,
+) -> None:
+    """Bayesian, isomiR-aware differential expression of microRNAs."""
 
 
 # ------------------------------------------------------------------ fit
@@ -91,8 +108,12 @@ def fit(
     counts: CountsArgument,
     out: Annotated[Path, typer.Option("--out", help="Run directory to write (e.g. models/RUN).")],
     samples: SamplesOption = None,
-    formula: Annotated[str, typer.Option(help="Fixed effects over the sample metadata.")] = "~ group",
-    coef: Annotated[str | None, typer.Option(help="Coefficient of interest (default: first after the intercept).")] = None,
+    library_size: LibrarySizeOption = None,
+    formula: FormulaOption = "~ group",
+    coef: CoefOption = None,
+    reference: ReferenceOption = None,
+    mirnas: Annotated[str | None, typer.Option(
+        "--mirnas", help="Fit only these miRNAs: a comma list, or @FILE with one name per line.")] = None,
     method: Annotated[Method, typer.Option(help="Inference method.")] = Method.laplace,
     family: Annotated[Family, typer.Option(help="Count distribution.")] = Family.nb,
     random_slope: Annotated[bool, typer.Option("--random-slope/--no-random-slope",
@@ -102,12 +123,15 @@ def fit(
     min_isomir_logcpm: MinIsomirOption = -1.0,
     min_isomirs: MinIsomirsOption = 2,
     normalisation: Annotated[Normalisation, typer.Option(help="Library-size offset.")] = Normalisation.total,
+    delta: Annotated[float, typer.Option(
+        help="Threshold of P(|logFC| > delta) in mirna_table (natural log; default log 1.5).")] = DEFAULT_DELTA,
+    level: Annotated[float, typer.Option(help="Mass of the reported intervals.")] = DEFAULT_LEVEL,
     pooling: Annotated[bool, typer.Option("--pooling/--no-pooling",
                                           help="Cross-miRNA empirical-Bayes priors (laplace only).")] = False,
     jobs: Annotated[int, typer.Option("--jobs", help="Worker processes for methods that allow them "
                                       "(laplace); -1: one per core.")] = -1,
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", help="Only the final summary line.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress or top table: the summary line only.")] = False,
     draws: Annotated[int | None, typer.Option(help="Posterior draws (per chain for nuts).")] = None,
     tune: Annotated[int | None, typer.Option(help="nuts: tuning steps per chain.")] = None,
     chains: Annotated[int | None, typer.Option(help="nuts: chains.")] = None,
@@ -117,32 +141,53 @@ def fit(
     Writes the run directory (posteriors, diagnostics) plus mirna_table.csv,
     isomir_table.csv and slope_table.csv, prints the top miRNAs and a summary line.
 
-    Example: bayesmir fit counts.csv --samples samples.csv --out models/run1
+    Example: bayesmir fit counts.csv --samples samples.csv --reference group=ctrl --out models/run1
 
     Example: bayesmir fit example --method nuts --out models/example
     """
-    import pandas as pd
-
-    import bayesmir
-
-    data = load_data(counts, samples)
+    check_level(level)
+    data = load_data(counts, samples, library_size, quiet)
+    filtered = data
     if filter_data:
-        data = data.filter(min_mirna_logcpm=min_mirna_logcpm, min_isomir_logcpm=min_isomir_logcpm,
-                           min_isomirs=min_isomirs)
-    if not data.mirnas:
+        with step("filtering", quiet):
+            filtered = data.filter(min_mirna_logcpm=min_mirna_logcpm, min_isomir_logcpm=min_isomir_logcpm,
+                                   min_isomirs=min_isomirs)
+    if not filtered.mirnas:
         raise InputError("no miRNA left after filtering; lower --min-mirna-logcpm or use --no-filter")
-    options = method_options(method.value, family.value, draws=draws, tune=tune, chains=chains)
-    result = bayesmir.fit(
-        data, formula=formula, coef=coef, family=family.value, random_slope=random_slope,
-        method=method.value, normalisation=normalisation.value, pooling=pooling, seed=seed, n_jobs=jobs,
-        progress=not quiet, **options,
+    chosen = selected_mirnas(data, filtered, parse_mirnas(mirnas))
+    with step("loading the fitting engine", quiet):
+        import bayesmir.driver
+
+        options = method_options(method.value, family.value, draws=draws, tune=tune, chains=chains)
+    result = bayesmir.driver.fit(
+        filtered, formula=formula, coef=coef, family=family.value, random_slope=random_slope,
+        method=method.value, reference=parse_reference(reference), normalisation=normalisation.value,
+        pooling=pooling, seed=seed, n_jobs=jobs, progress=not quiet, mirnas=chosen, **options,
     )
-    run = result.save(out)
-    write_inputs(run, counts, samples, filter_data, min_mirna_logcpm, min_isomir_logcpm, min_isomirs)
-    tables = {name: pd.read_csv(run / f"{name}_table.csv") for name in ("mirna", "isomir", "slope")}
+    result.options.update(delta=delta, level=level)
+    with step("saving the run", quiet):
+        run = result.save(out)
+        write_inputs(run, counts, samples, filter_data, min_mirna_logcpm, min_isomir_logcpm, min_isomirs)
+        tables = write_tables(result, run, delta, level)
     if not quiet:
         print_top(tables["mirna"])
     typer.echo(summary_line(result, tables, run))
+
+
+def check_level(level: float) -> None:
+    """Interval mass strictly between 0 and 1."""
+    if not 0 < level < 1:
+        raise InputError(f"--level {level}: the interval mass must be between 0 and 1 (e.g. 0.95)")
+
+
+def write_tables(result, run: Path, delta: float, level: float) -> dict:
+    """The run's tables with the CLI's delta and interval level (FitResult.save writes its defaults;
+    its table methods take the threshold as ``delta`` and the interval mass as ``hdi_prob``)."""
+    tables = {"mirna": result.mirna_table(delta=delta, hdi_prob=level),
+              "isomir": result.isomir_table(hdi_prob=level), "slope": result.slope_table(hdi_prob=level)}
+    for name, table in tables.items():
+        table.to_csv(run / f"{name}_table.csv", index=False)
+    return tables
 
 
 def write_inputs(run: Path, counts: str, samples: Path | None, *filters) -> None:
@@ -213,6 +258,7 @@ def report(
     frequentist: Annotated[Path | None, typer.Option(
         "--frequentist", help="CSV of frequentist results to compare with.")] = None,
     top: Annotated[int, typer.Option(help="miRNAs (smallest lfsr) with their own panel.")] = 10,
+    quiet: QuietOption = False,
 ) -> None:
     """Write the self-contained HTML diagnostic report of a run.
 
@@ -221,9 +267,11 @@ def report(
     from bayesmir.reporting import report as write_report
     from bayesmir.results import load_fit
 
-    result = load_fit(run)
-    table = None if frequentist is None else read_frequentist(frequentist)
-    path = write_report(result, out or Path("reports") / f"{Path(run).name}.html", frequentist=table, top=top)
+    with step(f"loading {run}", quiet):
+        result = load_fit(run)
+        table = None if frequentist is None else read_frequentist(frequentist)
+    with step("writing the report (plots for every panel)", quiet):
+        path = write_report(result, out or Path("reports") / f"{Path(run).name}.html", frequentist=table, top=top)
     typer.echo(f"report written to {path}")
 
 
@@ -255,7 +303,9 @@ def compare(
     counts: Annotated[str | None, typer.Option(
         "--counts", help="With --refit: refit these counts (file or 'example') instead.")] = None,
     samples: SamplesOption = None,
+    library_size: LibrarySizeOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="CSV to write (default RUN/comparison.csv).")] = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Compare a Bayesian run with frequentist (lme4-like) results.
 
@@ -270,17 +320,22 @@ def compare(
 
     if (frequentist is None) == (not refit):
         raise InputError("give exactly one of --frequentist CSV or --refit")
-    result = load_fit(run)
-    from bayesmir.frequentist import compare as compare_fits
-    from bayesmir.frequentist import lrt
+    with step(f"loading {run}", quiet):
+        result = load_fit(run)
+        from bayesmir.frequentist import compare as compare_fits
+        from bayesmir.frequentist import lrt
 
     if refit:
-        table = lrt(refit_problems(result, counts, samples), formula=result.options.get(
-            "formula") or "~ group", coef=result.options.get("coef"), family=result.options.get("family", "nb"))
+        problems = refit_problems(result, counts, samples, library_size, quiet)
+        with step(f"fitting the ML model and LRT to {len(result.mirnas)} miRNAs", quiet):
+            table = lrt(problems, formula=result.options.get("formula") or "~ group",
+                        coef=result.options.get("coef"), family=result.options.get("family", "nb"),
+                        reference=result.options.get("reference"))
         table.to_csv(Path(run) / "frequentist.csv", index=False)
     else:
         table = read_frequentist(frequentist)
-    comparison = compare_fits(result, table)
+    with step("comparing", quiet):
+        comparison = compare_fits(result, table)
     path = out or Path(run) / "comparison.csv"
     comparison.table.to_csv(path, index=False)
     typer.echo(repr(comparison))
@@ -294,10 +349,10 @@ def compare(
     typer.echo(f"comparison of {len(comparison.table)} miRNAs written to {path}")
 
 
-def refit_problems(result, counts: str | None, samples: Path | None):
+def refit_problems(result, counts: str | None, samples: Path | None, library_size: str | None, quiet: bool):
     """What --refit fits: the counts given, else the problems stored with the run's posteriors."""
     if counts is not None:
-        return load_data(counts, samples).subset(mirnas=result.mirnas)
+        return load_data(counts, samples, library_size, quiet).subset(mirnas=result.mirnas)
     from bayesmir.inference.base import problem_from_idata
 
     problems = [problem_from_idata(idata, mirna) for mirna, idata in result.posteriors.items()
@@ -313,13 +368,15 @@ def refit_problems(result, counts: str | None, samples: Path | None):
 def simulate(
     out: Annotated[Path, typer.Option("--out", help="Folder for the CSV files.")],
     mirnas: Annotated[int, typer.Option("--mirnas", help="Number of miRNAs.")] = 20,
-    samples: Annotated[int, typer.Option("--samples", help="Number of samples (two groups).")] = 12,
+    samples: Annotated[int, typer.Option("--samples", help="Number of samples (two groups, ctrl and case).")] = 12,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
 ) -> None:
     """Simulate isomiR counts with known truth (NB mixed model).
 
     Writes counts_long.csv, samples.csv, library_size.csv, truth_mirna.csv and
-    truth_isomir.csv; fit them with 'bayesmir fit OUT/counts_long.csv --samples OUT/samples.csv'.
+    truth_isomir.csv. The truth's log fold changes are case vs ctrl: fit them with
+    'bayesmir fit OUT/counts_long.csv --samples OUT/samples.csv --reference group=ctrl --out RUN'
+    (without --reference the reference is the level that sorts first, 'case', and every sign flips).
 
     Example: bayesmir simulate --out sim1 --mirnas 50 --samples 12 --seed 1
     """
@@ -332,7 +389,9 @@ def simulate(
     simulation.library_size.rename("library_size").rename_axis("sample").to_csv(out / "library_size.csv")
     simulation.truth_mirna.to_csv(out / "truth_mirna.csv", index=False)
     simulation.truth_isomir.to_csv(out / "truth_isomir.csv", index=False)
-    typer.echo(f"{simulation!r} written to {out}")
+    reference = " ".join(f"--reference {variable}={level}" for variable, level in simulation.reference.items())
+    typer.echo(f"{simulation!r} written to {out}; fit with: bayesmir fit {out / 'counts_long.csv'} "
+               f"--samples {out / 'samples.csv'} {reference} --out RUN")
 
 
 # ------------------------------------------------------------------ info
@@ -341,20 +400,29 @@ def simulate(
 def info(
     counts: CountsArgument,
     samples: SamplesOption = None,
+    library_size: LibrarySizeOption = None,
+    formula: FormulaOption = "~ group",
+    coef: CoefOption = None,
+    reference: ReferenceOption = None,
     min_mirna_logcpm: MinMirnaOption = 5.0,
     min_isomir_logcpm: MinIsomirOption = -1.0,
     min_isomirs: MinIsomirsOption = 2,
+    quiet: QuietOption = False,
 ) -> None:
-    """Summarise a data set and what the filters would keep.
+    """Summarise a data set: library totals used, groups and reference level, the
+    coefficients a fit will estimate, and what the filters would keep.
 
-    Example: bayesmir info counts.csv --samples samples.csv
+    Example: bayesmir info counts.csv --samples samples.csv --reference group=ctrl
 
     Example: bayesmir info example
     """
-    data = load_data(counts, samples)
+    data = load_data(counts, samples, library_size, quiet)
     typer.echo(repr(data))
-    filtered = data.filter(min_mirna_logcpm=min_mirna_logcpm, min_isomir_logcpm=min_isomir_logcpm,
-                           min_isomirs=min_isomirs)
+    typer.echo(library_size_lines(data))
+    typer.echo(design_lines(data, formula, coef, parse_reference(reference)))
+    with step("filtering", quiet):
+        filtered = data.filter(min_mirna_logcpm=min_mirna_logcpm, min_isomir_logcpm=min_isomir_logcpm,
+                               min_isomirs=min_isomirs)
     typer.echo("\nfilters:")
     typer.echo(filtered.filter_report.to_string(index=False))
 

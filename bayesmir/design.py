@@ -15,6 +15,7 @@ import formulaic
 import numpy as np
 import pandas as pd
 
+from bayesmir.data.validation import is_missing
 from bayesmir.errors import InputError, describe_rows
 
 
@@ -73,7 +74,7 @@ def build_design(
     coef: str | None = None,
     reference: dict[str, str] | None = None,
     random_slope: bool = True,
-    source: str = "sample metadata",
+    source: str | None = None,
 ) -> Design:
     """Build and check the design of a fit.
 
@@ -94,8 +95,9 @@ def build_design(
         Default: the first level in sorted order (as R's ``factor``).
     random_slope : bool
         Whether isomiRs get random slopes on the term of interest.
-    source : str
-        Where ``samples`` came from, for error messages.
+    source : str, optional
+        Where ``samples`` came from, for error messages; default the file recorded by
+        :func:`~bayesmir.data.read_samples` in ``samples.attrs``, else "sample metadata".
 
     Returns
     -------
@@ -104,11 +106,13 @@ def build_design(
     Raises
     ------
     InputError
-        Malformed formula, unknown column, missing values, a design variable
+        Malformed formula, unknown column, missing values (NaN or a marker such as
+        ``NA``, empty, ``null``: file, column and rows named), a design variable
         with one level only, a level with a single sample, a reference level
         that does not exist, or a rank-deficient design.
     """
     formula = _normalise_formula(formula)
+    source = source or samples.attrs.get("source", "sample metadata")
     frame = _categorical_frame(samples, _formula_variables(formula, samples, source), reference, source)
     try:
         matrix = formulaic.model_matrix(formula, frame, na_action="raise")
@@ -123,6 +127,29 @@ def build_design(
     coef_name = _choose_coef(coef, names, formula)
     slopes = _term_columns(matrix, coef_name) if random_slope else []
     return Design(formula, X, names, coef_name, slopes, [str(s) for s in samples.index])
+
+
+def reference_levels(
+    samples: pd.DataFrame, formula: str = "~ group", reference: dict[str, str] | None = None,
+    source: str | None = None,
+) -> dict[str, list[str]]:
+    """Levels of each categorical variable of ``formula`` in design order: the reference first.
+
+    Parameters
+    ----------
+    samples, formula, reference, source
+        As in :func:`build_design`.
+
+    Returns
+    -------
+    dict
+        Variable name -> levels; numeric variables are left out.
+    """
+    formula = _normalise_formula(formula)
+    source = source or samples.attrs.get("source", "sample metadata")
+    frame = _categorical_frame(samples, _formula_variables(formula, samples, source), reference, source)
+    return {name: [str(level) for level in frame[name].cat.categories]
+            for name in frame.columns if isinstance(frame[name].dtype, pd.CategoricalDtype)}
 
 
 def _normalise_formula(formula: str) -> str:
@@ -167,18 +194,29 @@ def _categorical_frame(
     frame = samples[variables].copy()
     for name in variables:
         column = frame[name]
-        missing = column.isna()
-        if missing.any():
-            raise InputError(
-                f"{source}, column {name!r}: missing values for samples "
-                f"{describe_rows(column.index[missing])}"
-            )
+        _check_no_missing(column, samples.attrs.get("lines", {}), source)
         if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
             if name in reference:
                 raise InputError(f"column {name!r} is numeric; a reference level applies to categories")
             continue
         frame[name] = _ordered_factor(column.astype(str), reference.get(name), name, source)
     return frame
+
+
+def _check_no_missing(column: pd.Series, lines: dict, source: str) -> None:
+    """Raise naming file, column, rows (file lines when known) and samples of missing values."""
+    missing = is_missing(column)
+    if not missing.any():
+        return
+    names = [str(s) for s in column.index[missing]]
+    rows = [lines[s] for s in names if s in lines]
+    where = f"rows {describe_rows(rows)} (samples {describe_rows(names)})" if rows else (
+        f"samples {describe_rows(names)}")
+    values = sorted({repr(v) if isinstance(v, str) else "NaN" for v in column[missing]})
+    raise InputError(
+        f"{source}, column {column.name!r}, {where}: missing value ({', '.join(values)}); the formula or "
+        "reference uses this column, so give every sample a value or drop those samples"
+    )
 
 
 def _ordered_factor(column: pd.Series, reference: str | None, name: str, source: str) -> pd.Categorical:

@@ -121,7 +121,9 @@ def fit(
         progress=progress, reduced=reduced, design=design,
         filter_report=getattr(data, "filter_report", None), **method_options,
     )
-    result.options.update(normalisation=normalisation, reference=reference, pooling=bool(pooling))
+    result.options.update(normalisation=normalisation, reference=reference, pooling=bool(pooling),
+                          library_size=data.library_size.astype(float).to_dict(),
+                          library_size_source=getattr(data, "library_size_source", None))
     return result
 
 
@@ -412,6 +414,7 @@ class _progress_bar:
     def __enter__(self):
         if not self.show:
             return lambda label: None
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -424,6 +427,7 @@ class _progress_bar:
         self.bar = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
+            console=Console(stderr=True),
         )
         self.bar.__enter__()
         task = self.bar.add_task(f"bayesmir {self.method}", total=self.total, last="")

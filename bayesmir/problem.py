@@ -150,13 +150,25 @@ def mirna_problems(data, design: Design, normalisation: str = "total", mirnas=No
     data : IsomirData
         Counts, sample metadata and library sizes.
     design : Design
-        Built from ``data.samples``.
+        Built from ``data.samples`` (same sample order).
     normalisation : {"total", "median_ratio"}
         Offset, see :func:`library_offset`.
     mirnas : sequence of str, optional
         Default every miRNA of ``data``.
     """
+    samples = list(data.samples.index)
+    if list(design.samples) != samples:
+        raise InputError("the design's samples differ from the data's (build it from data.samples)")
     mirna_counts = data.mirna_counts() if normalisation == "median_ratio" else None
-    offset = library_offset(data.library_size, mirna_counts, normalisation).loc[list(data.samples.index)]
+    offset = library_offset(data.library_size, mirna_counts, normalisation).loc[samples].to_numpy(dtype=float)
     names = list(data.mirnas) if mirnas is None else list(mirnas)
-    return [data.problem(name, design, offset) for name in names]
+    return [_mirna_problem(data.isomir_counts(name), name, samples, offset, design) for name in names]
+
+
+def _mirna_problem(block, mirna: str, samples: list[str], offset: np.ndarray, design: Design) -> MirnaProblem:
+    """A :class:`MirnaProblem` from one miRNA's (sample, isomir) count block."""
+    return MirnaProblem(
+        mirna=mirna, counts=block.to_numpy().astype(np.int64),
+        sequences=[str(s) for s in block["sequence"].to_numpy()], samples=samples, offset=offset,
+        X=design.X, Z=design.Z, coef_names=list(design.coef_names), re_names=list(design.re_names),
+    )

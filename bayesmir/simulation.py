@@ -47,7 +47,8 @@ GEOMETRIC_P = 0.25
 FOLD_CHANGE_MEAN, FOLD_CHANGE_SD, FOLD_CHANGE_RANGE = 2.0, 1.0, (1.05, 3.0)
 """The miRglmm paper's fold-change protocol (used when ``beta_sd`` is None)."""
 SEQUENCE_LENGTHS = (18, 24)
-NUCLEOTIDES = np.array(list("ACGU"))
+NUCLEOTIDES = np.array(list("ACGT"))
+"""DNA alphabet, as the readers normalise sequences (U -> T), so truth_isomir matches fitted isomiRs."""
 
 
 @dataclass

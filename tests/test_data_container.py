@@ -8,7 +8,7 @@ import pytest
 
 from bayesmir import InputError, IsomirData, load_example
 from bayesmir.design import build_design
-from bayesmir.problem import library_offset
+from bayesmir.problem import mirna_problems
 
 
 def toy_long() -> pd.DataFrame:
@@ -81,7 +81,7 @@ def test_problem_matches_for_mirna():
     long = pd.concat([toy_long(), toy_long().assign(sample=lambda t: t["sample"].map({"s1": "s3", "s2": "s4"}))])
     data = IsomirData.from_long(long, samples)
     design = build_design(data.samples, "~ group")
-    problem = data.problem("mir-b", design, library_offset(data.library_size))
+    (problem,) = mirna_problems(data, design, mirnas=["mir-b"])
     table = data.for_mirna("mir-b").pivot(index="sample", columns="sequence", values="count")
     np.testing.assert_array_equal(problem.counts, table.loc[problem.samples, problem.sequences].to_numpy())
     np.testing.assert_allclose(problem.offset, np.log(data.library_size.to_numpy() / 1e4))
@@ -102,3 +102,30 @@ def test_mirna_counts_sums_isomirs():
 def test_repr_summarises():
     text = repr(load_example())
     assert "6 samples" in text and "22 miRNAs" in text and "nb (3), o (3)" in text and "zeros" in text
+
+
+def test_library_size_rule_column_then_override(tmp_path):
+    """One rule: the samples file's library_size column, unless library_size= says otherwise."""
+    from bayesmir import read_counts
+
+    counts = tmp_path / "c.csv"
+    toy_long().to_csv(counts, index=False)
+    samples = tmp_path / "s.csv"
+    samples.write_text("sample,group,library_size,aligned\ns1,x,1000,500\ns2,y,3000,700\n")
+    by_column = read_counts(counts, samples=samples)
+    assert by_column.library_size.to_dict() == {"s1": 1000.0, "s2": 3000.0}
+    assert by_column.library_size_source == f"{samples}, column 'library_size'"
+    assert "library_size" not in by_column.samples.columns
+    from_counts = read_counts(counts, samples=samples, library_size="counts")
+    assert from_counts.library_size.to_dict() == {"s1": 16.0, "s2": 30.0}  # see the test above
+    assert "sum of every distinct sequence" in from_counts.library_size_source
+    assert read_counts(counts, samples=samples, library_size="aligned").library_size.to_dict() == {
+        "s1": 500.0, "s2": 700.0}
+    sizes = tmp_path / "sizes.csv"
+    sizes.write_text("sample,library_size\ns2,9\ns1,8\n")
+    from_file = read_counts(counts, samples=samples, library_size=str(sizes))
+    assert from_file.library_size.to_dict() == {"s1": 8.0, "s2": 9.0}
+    assert from_file.library_size_source == f"{sizes}, column 'library_size'"
+    with pytest.raises(InputError, match="neither a column"):
+        read_counts(counts, samples=samples, library_size="nope")
+    assert from_file.subset(mirnas=["mir-b"]).library_size_source == from_file.library_size_source

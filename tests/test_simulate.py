@@ -45,9 +45,9 @@ def test_shapes_and_columns(small):
     assert list(sim.truth_isomir.columns) == ["miRNA", "sequence", "logfc", "intercept"]
 
 
-def test_sequences_are_rna_of_length_18_to_24_unique_within_mirna(small):
+def test_sequences_are_dna_of_length_18_to_24_unique_within_mirna(small):
     iso = small.truth_isomir
-    assert iso["sequence"].str.fullmatch(r"[ACGU]{18,24}").all()
+    assert iso["sequence"].str.fullmatch(r"[ACGT]{18,24}").all()
     assert not iso.duplicated(["miRNA", "sequence"]).any()
 
 

@@ -1,14 +1,24 @@
 """IsomirData: isomiR-level counts, sample metadata and library totals in one object.
 
 An isomiR is keyed by (miRNA, sequence): a sequence annotated to several miRNAs
-(multi-mapping) is one isomiR of each of them, with the same counts. Library totals
-``T_i`` (the model's offset) count every distinct sequence of a sample once, over all
-miRNAs, before any filtering, and are kept unchanged by :meth:`IsomirData.subset` and
-:meth:`IsomirData.filter`.
+(multi-mapping) is one isomiR of each of them, with the same counts. Sequences are
+normalised before they are keyed: surrounding blanks removed, upper case, ``U`` -> ``T``
+(the DNA alphabet of the aligners' and mirtop's read sequences and of the bundled
+example; miRBase's RNA spelling of the same read becomes the same isomiR). Lower case
+marks only annotation (e.g. non-templated additions) in some tools, so ``ACGTa`` and
+``ACGTA`` are the same read. Spellings that meet this way are summed and listed in
+:attr:`IsomirData.sequence_collisions`, with a warning.
+
+Library totals ``T_i`` (the model's offset) are, by one rule for every entry point: the
+``library_size`` given, else the ``library_size`` column of the sample metadata, else
+every distinct sequence of a sample counted once, over all miRNAs, before any filtering.
+They are kept unchanged by :meth:`IsomirData.subset` and :meth:`IsomirData.filter`, and
+their origin is :attr:`IsomirData.library_size_source`.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -20,6 +30,8 @@ from bayesmir.data import validation
 from bayesmir.errors import InputError, describe_rows
 
 MULTIMAPPING = ("keep", "drop", "raise")
+LIBRARY_SIZE_COLUMN = "library_size"
+"""Column of the sample metadata used as ``T_i`` unless ``library_size`` says otherwise."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,6 +55,13 @@ class IsomirData:
     multimapped : pandas.DataFrame
         Sequences annotated to more than one miRNA: ``sequence``, ``n_mirnas``,
         ``mirnas``, and ``action`` (``"kept"`` or ``"dropped"``).
+    library_size_source : str
+        Where ``library_size`` came from (a metadata column, a file, given values, or
+        the counts).
+    sequence_collisions : pandas.DataFrame
+        IsomiRs written in more than one way (case, ``U``/``T``) and summed:
+        ``miRNA, sequence`` (normalised), ``spellings`` (as written, comma-separated),
+        ``n_spellings``, ``reads`` (summed over samples).
     """
 
     counts: xr.DataArray
@@ -51,6 +70,8 @@ class IsomirData:
     source: str = "<memory>"
     filter_report: pd.DataFrame | None = None
     multimapped: pd.DataFrame | None = None
+    library_size_source: str = "counts"
+    sequence_collisions: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -74,8 +95,10 @@ class IsomirData:
             Sample metadata indexed by sample (or with a ``sample`` column). Default:
             no metadata (a design formula then has nothing to use).
         library_size : None, str, mapping or pandas.Series
-            ``None``: total counts per sample over all distinct sequences; a str: that
-            column of ``samples``; else one value per sample.
+            ``None``: the ``library_size`` column of ``samples`` if any, else total counts
+            per sample over all distinct sequences; ``"counts"``: the latter always;
+            another str: that column of ``samples``; else one value per sample. The
+            ``library_size`` column is moved out of :attr:`samples` in every case.
         source, samples_source : str
             Names used in error messages.
         multimapping : {"keep", "drop", "raise"}
@@ -98,10 +121,12 @@ class IsomirData:
         if multimapping not in MULTIMAPPING:
             raise InputError(f"multimapping must be one of {MULTIMAPPING}, not {multimapping!r}")
         long = validation.validate_long(counts, source, line_offset)
+        long, collisions = _normalised_sequences(long, source)
         samples = _sample_table(samples, long, source, samples_source)
         totals = _distinct_sequence_totals(long, samples.index)
         validation.check_no_zero_samples(totals, source)
-        library_size = _library_size(library_size, samples, totals, samples_source)
+        library_size, size_source = _library_size(library_size, samples, totals, source, samples_source)
+        samples = _without_library_size_column(samples)
         multimapped = _multimapped(long)
         if len(multimapped) and multimapping == "raise":
             raise InputError(
@@ -111,7 +136,8 @@ class IsomirData:
         if len(multimapped) and multimapping == "drop":
             long = long[~long["sequence"].isin(set(multimapped["sequence"]))]
         multimapped = multimapped.assign(action="dropped" if multimapping == "drop" else "kept")
-        return cls(_count_array(long, samples.index), samples, library_size, source, None, multimapped)
+        return cls(_count_array(long, samples.index), samples, library_size, source, None, multimapped,
+                   size_source, collisions)
 
     # ------------------------------------------------------------------ views
     @property
@@ -171,35 +197,6 @@ class IsomirData:
         )
         meta = self.samples.assign(library_size=self.library_size)
         return table.join(meta, on="sample")
-
-    def problem(self, mirna: str, design, offset: pd.Series):
-        """The :class:`~bayesmir.problem.MirnaProblem` of one miRNA.
-
-        Parameters
-        ----------
-        mirna : str
-        design : Design
-            Built from :attr:`samples` (same sample order).
-        offset : pandas.Series
-            Per-sample offset, e.g. from :func:`bayesmir.problem.library_offset`.
-        """
-        from bayesmir.problem import MirnaProblem
-
-        samples = list(self.samples.index)
-        if list(design.samples) != samples:
-            raise InputError("the design's samples differ from the data's (build it from data.samples)")
-        block = self.isomir_counts(mirna)
-        return MirnaProblem(
-            mirna=mirna,
-            counts=block.to_numpy().astype(np.int64),
-            sequences=[str(s) for s in block["sequence"].to_numpy()],
-            samples=samples,
-            offset=offset.loc[samples].to_numpy(dtype=float),
-            X=design.X,
-            Z=design.Z,
-            coef_names=list(design.coef_names),
-            re_names=list(design.re_names),
-        )
 
     # ------------------------------------------------------------------ new objects
     def subset(self, mirnas=None, samples=None) -> IsomirData:
@@ -282,8 +279,11 @@ class IsomirData:
             f"  {self.n_samples} samples x {self.n_isomirs:,} isomiRs of {len(self.mirnas):,} miRNAs",
             f"  groups: {_group_summary(self.samples)}",
             f"  zeros: {zeros:.1%} of (sample, isomiR) counts",
-            f"  library sizes: {self.library_size.min():,.0f} to {self.library_size.max():,.0f}",
+            (f"  library sizes: {self.library_size.min():,.0f} to {self.library_size.max():,.0f} "
+             f"(from {self.library_size_source})"),
         ]
+        if self.sequence_collisions is not None and len(self.sequence_collisions):
+            lines.append(f"  sequences merged by normalisation (case, U/T): {len(self.sequence_collisions):,}")
         if self.multimapped is not None and len(self.multimapped):
             action = self.multimapped["action"].iloc[0]
             lines.append(f"  multi-mapped sequences: {len(self.multimapped):,} ({action} under each miRNA)")
@@ -320,18 +320,69 @@ def _distinct_sequence_totals(long: pd.DataFrame, samples: pd.Index) -> pd.Serie
     return totals.reindex(samples, fill_value=0).astype(float).rename("library_size")
 
 
-def _library_size(library_size, samples: pd.DataFrame, totals: pd.Series, samples_source: str) -> pd.Series:
-    if library_size is None:
-        return totals
+def _library_size(library_size, samples: pd.DataFrame, totals: pd.Series, source: str,
+                  samples_source: str) -> tuple[pd.Series, str]:
+    """``T_i`` by the module's rule, and a description of where it came from."""
+    if library_size is None and LIBRARY_SIZE_COLUMN in samples.columns:
+        library_size = LIBRARY_SIZE_COLUMN
+    if library_size is None or (isinstance(library_size, str) and library_size == "counts"):
+        return totals, f"{source}: sum of every distinct sequence per sample"
     if isinstance(library_size, str):
         if library_size not in samples.columns:
             raise InputError(
                 f"{samples_source}: library size column {library_size!r} not found; columns are "
                 f"{list(samples.columns)}"
             )
-        return validation.check_library_size(samples[library_size], samples.index, f"{samples_source}, "
-                                             f"column {library_size!r}")
-    return validation.check_library_size(pd.Series(library_size), samples.index, "library_size")
+        where = f"{samples_source}, column {library_size!r}"
+        return validation.check_library_size(samples[library_size], samples.index, where), where
+    given = library_size if isinstance(library_size, pd.Series) else pd.Series(library_size)
+    where = given.attrs.get("source", "library_size given")
+    return validation.check_library_size(given, samples.index, where), where
+
+
+def _without_library_size_column(samples: pd.DataFrame) -> pd.DataFrame:
+    if LIBRARY_SIZE_COLUMN not in samples.columns:
+        return samples
+    attrs = dict(samples.attrs)
+    samples = samples.drop(columns=LIBRARY_SIZE_COLUMN)
+    samples.attrs = attrs
+    return samples
+
+
+def normalise_sequences(sequences: pd.Series) -> pd.Series:
+    """Sequences in one alphabet: blanks stripped, upper case, ``U`` -> ``T``."""
+    return sequences.str.strip().str.upper().str.replace("U", "T", regex=False)
+
+
+def _normalised_sequences(long: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The long table with normalised sequences (colliding spellings summed), and the collisions."""
+    normal = normalise_sequences(long["sequence"])
+    changed = (normal != long["sequence"]).to_numpy()
+    columns = ["miRNA", "sequence", "spellings", "n_spellings", "reads"]
+    if not changed.any():
+        return long, pd.DataFrame(columns=columns)
+    written = long.assign(normal=normal)
+    spellings = written.groupby(["miRNA", "normal"])["sequence"].agg(lambda s: sorted(set(s)))
+    spellings = spellings[spellings.map(len) > 1]
+    collisions = pd.DataFrame({
+        "miRNA": spellings.index.get_level_values(0), "sequence": spellings.index.get_level_values(1),
+        "spellings": spellings.map(",".join).to_numpy(), "n_spellings": spellings.map(len).to_numpy(),
+        "reads": np.zeros(len(spellings), dtype=np.int64),
+    })
+    long = written.drop(columns="sequence").rename(columns={"normal": "sequence"})
+    if len(collisions):
+        keys = pd.MultiIndex.from_frame(collisions[["miRNA", "sequence"]])
+        hit = pd.MultiIndex.from_frame(long[["miRNA", "sequence"]]).isin(keys)
+        reads = long[hit].groupby(["miRNA", "sequence"])["count"].sum()
+        collisions["reads"] = reads.reindex(keys).to_numpy(dtype=np.int64)
+        long = long.groupby(["miRNA", "sequence", "sample"], as_index=False, sort=False)["count"].sum()
+        warnings.warn(
+            f"{source}: {len(collisions)} isomiR sequences were written in more than one way (case, U/T), "
+            f"e.g. {collisions['spellings'].iloc[0]}; merged as upper-case DNA and their "
+            f"{int(collisions['reads'].sum()):,} reads summed (see data.sequence_collisions)",
+            UserWarning, stacklevel=4,
+        )
+    return long[["miRNA", "sequence", "sample", "count"]], collisions[columns]
 
 
 def _multimapped(long: pd.DataFrame) -> pd.DataFrame:

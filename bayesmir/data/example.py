@@ -25,8 +25,8 @@ def load_example(name: str = "somel2010_brain") -> IsomirData:
     ``somel2010_brain``: human prefrontal cortex, newborn (``nb``, 3) vs elderly
     (``o``, 3), Somel et al. 2010 (GEO GSE18069), seqbuster/miraligner isomiR counts,
     a subset of miRNAs of ``../shared/data/somel2010_brain``. Library totals ``T_i``
-    are those of the whole data set (column ``library_size`` of samples.csv), since
-    the subset does not contain them.
+    are those of the whole data set (column ``library_size`` of samples.csv, used by
+    :func:`read_counts`' rule), since the subset does not contain them.
     """
     counts, samples = example_path(name)
-    return read_counts(counts, samples=samples, library_size="library_size")
+    return read_counts(counts, samples=samples)

@@ -42,6 +42,9 @@ def read_counts(
 ) -> IsomirData:
     """Read isomiR counts (and sample metadata) into an :class:`IsomirData`.
 
+    Sample and miRNA names are read as text (``001`` stays ``001``); sequences are
+    normalised to upper-case DNA (see :class:`IsomirData`).
+
     Parameters
     ----------
     path : str or pathlib.Path
@@ -50,10 +53,14 @@ def read_counts(
     samples : str, pathlib.Path or pandas.DataFrame, optional
         Sample metadata (see :func:`read_samples`). Default: the metadata stored in
         the file (``.h5ad``, ``.rda``) or none.
-    library_size : None, str, mapping or pandas.Series
-        ``T_i``: ``None`` computes it from the file (every distinct sequence of a
-        sample counted once); a str names a column of the sample metadata (e.g. the
-        aligner's total miRNA reads when the file is a subset); or one value per sample.
+    library_size : None, str, pathlib.Path, mapping or pandas.Series
+        ``T_i``. ``None``: the ``library_size`` column of the sample metadata if there
+        is one, else computed from the counts (every distinct sequence of a sample
+        counted once); ``"counts"``: computed from the counts even if that column
+        exists; another str: a column of the sample metadata (e.g. the aligner's total
+        reads) or a CSV/TSV file of ``sample, library_size``; or one value per sample.
+        The totals used and their source are ``data.library_size`` and
+        ``data.library_size_source``.
     multimapping : {"keep", "drop", "raise"}
         What to do with sequences annotated to several miRNAs.
     format : {"long", "wide", "h5ad", "rda"}, optional
@@ -79,12 +86,10 @@ def read_counts(
     if kind not in readers:
         raise InputError(f"{path}: unknown format {kind!r}; use one of {sorted(readers)}")
     long, stored_meta, line_offset = readers[kind](path, meta)
-    if stored_meta is not None and "library_size" in stored_meta.columns:
-        stored_library_size = stored_meta.pop("library_size")
-        if library_size is None:
-            library_size = stored_library_size
     if meta is None and stored_meta is not None:
         meta, meta_source = stored_meta, f"{path} (sample metadata)"
+    if isinstance(library_size, (str, Path)) and _is_library_size_file(library_size, meta):
+        library_size = read_library_size(library_size)
     return IsomirData.from_long(
         long, meta, library_size=library_size, source=str(path), samples_source=meta_source or "samples",
         multimapping=multimapping, line_offset=line_offset,
@@ -93,6 +98,12 @@ def read_counts(
 
 def read_samples(samples) -> tuple[pd.DataFrame, str]:
     """Sample metadata indexed by sample, and its source name.
+
+    Sample names are text as written (``001`` stays ``001``); in the other columns the
+    markers of :data:`~bayesmir.data.validation.NA_MARKERS` (``NA``, ``NaN``, empty,
+    ``null``, ...) are missing values, refused when a formula or a reference level uses
+    the column. ``table.attrs`` keeps the file name and each sample's file line for
+    such messages.
 
     Parameters
     ----------
@@ -108,13 +119,49 @@ def read_samples(samples) -> tuple[pd.DataFrame, str]:
         table, source = samples, "samples DataFrame"
         if "sample" in table.columns:
             table = table.set_index("sample")
-    else:
-        path = _existing_file(samples)
-        table, source = _read_text(path, dtype=None), str(path)
-        validation.check_not_empty(table, source)
-        name = "sample" if "sample" in table.columns else table.columns[0]
-        table = table.set_index(name)
-    return validation.validate_samples(table, source), source
+        return validation.validate_samples(table, source), source
+    path = _existing_file(samples)
+    source = str(path)
+    header = list(_read_text(path, nrows=0).columns)
+    name = "sample" if "sample" in header else header[0]
+    na_values = {column: list(validation.NA_MARKERS) for column in header if column != name}
+    table = _read_text(path, dtype={name: str}, na_values=na_values)
+    validation.check_not_empty(table, source)
+    lines = dict(zip(table[name].astype(str), range(2, len(table) + 2)))
+    table = validation.validate_samples(table.set_index(name), source)
+    table.attrs = {"source": source, "lines": lines}
+    return table, source
+
+
+def read_library_size(path) -> pd.Series:
+    """Library totals from a CSV/TSV: a ``sample`` column (else the first) and a ``library_size``
+    column (else the second); sample names read as text."""
+    path = _existing_file(path)
+    header = list(_read_text(path, nrows=0).columns)
+    name = "sample" if "sample" in header else header[0]
+    table = _read_text(path, dtype={name: str})
+    validation.check_not_empty(table, str(path))
+    column = "library_size" if "library_size" in table.columns else [c for c in header if c != name][:1]
+    if not column:
+        raise InputError(f"{path}: a library-size file needs a sample column and a library_size column")
+    column = column if isinstance(column, str) else column[0]
+    values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
+    series = pd.Series(values, index=pd.Index(table[name].astype(str), name="sample"), name="library_size")
+    series.attrs["source"] = f"{path}, column {column!r}"
+    return series
+
+
+def _is_library_size_file(value, meta: pd.DataFrame | None) -> bool:
+    """Whether a str/Path ``library_size`` names a file (rather than a metadata column or "counts")."""
+    if isinstance(value, Path):
+        return True
+    if value == "counts" or (meta is not None and value in meta.columns):
+        return False
+    if Path(value).is_file():
+        return True
+    columns = [] if meta is None else [str(c) for c in meta.columns]
+    raise InputError(f"library_size {value!r} is neither a column of the sample metadata (columns: {columns}), "
+                     "'counts', nor an existing file")
 
 
 def detect_format(path: Path) -> str:
@@ -246,14 +293,14 @@ def _separator(path: Path) -> str:
     return "\t" if name.endswith((".tsv", ".tab", ".txt")) else ","
 
 
-def _read_text(path: Path, nrows: int | None = None, dtype=str) -> pd.DataFrame:
+def _read_text(path: Path, nrows: int | None = None, dtype=str, na_values=("",)) -> pd.DataFrame:
     """A CSV/TSV read as text (typed later), with decoding and parsing errors as InputError."""
     kind = "TSV" if _separator(path) == "\t" else "CSV"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)  # e.g. more fields than the header
             return pd.read_csv(
-                path, sep=_separator(path), dtype=dtype, keep_default_na=False, na_values=[""], nrows=nrows,
+                path, sep=_separator(path), dtype=dtype, keep_default_na=False, na_values=na_values, nrows=nrows,
                 encoding="utf-8", index_col=False,
             )
     except UnicodeDecodeError:

@@ -16,6 +16,8 @@ import pandas as pd
 from bayesmir.errors import InputError, describe_rows
 
 LONG_COLUMNS = ("miRNA", "sequence", "sample", "count")
+NA_MARKERS = ("", "NA", "NaN", "nan", "NAN", "null", "NULL", "Null", "N/A", "n/a", "<NA>", "None")
+"""Cell values read as a missing value in sample metadata (R's ``write.csv`` writes ``NA``)."""
 KEY_COLUMNS = ("miRNA", "sequence", "sample")
 INT64_MAX = np.iinfo(np.int64).max
 
@@ -150,7 +152,7 @@ def validate_samples(samples: pd.DataFrame, source: str) -> pd.DataFrame:
         Empty table, missing/empty or duplicated sample names.
     """
     check_not_empty(samples, source)
-    names = pd.Series(samples.index.astype(str), index=samples.index)
+    names = pd.Series([str(name) for name in samples.index], index=samples.index)
     empty = names.str.strip().eq("").to_numpy() | pd.isna(samples.index)
     if empty.any():
         raise InputError(f"{source}, column 'sample': empty sample name at rows {describe_rows(np.flatnonzero(empty) + 2)}")
@@ -160,8 +162,14 @@ def validate_samples(samples: pd.DataFrame, source: str) -> pd.DataFrame:
             f"{source}, column 'sample': duplicated sample names {describe_rows(sorted(set(names[duplicated])))}"
         )
     samples = samples.copy()
-    samples.index = pd.Index(names.to_numpy(), name="sample")
+    samples.index = pd.Index(names.to_numpy(), dtype=object, name="sample")
     return samples
+
+
+def is_missing(values: pd.Series) -> np.ndarray:
+    """Where a metadata column holds a missing value: NaN/None or a text marker of :data:`NA_MARKERS`."""
+    text = values.map(lambda v: isinstance(v, str) and v.strip() in NA_MARKERS)
+    return values.isna().to_numpy() | text.to_numpy(dtype=bool)
 
 
 def check_sample_sets(count_samples, metadata_samples, counts_source: str, samples_source: str) -> None:
