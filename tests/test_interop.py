@@ -85,7 +85,7 @@ def test_bambi_posterior_for_beta_agrees_with_nuts(data):
     idata = model.fit(draws=1000, tune=1000, chains=2, random_seed=1, progressbar=False)
     ours = bm.fit(data, method="nuts", mirnas=[mirna], progress=False, draws=1000, tune=1000)
     beta = ours.posteriors[mirna].posterior["beta"]
-    coef = [c for c in beta["coef"].values if c != "Intercept"][0]
+    coef = next(c for c in beta["coef"].values if c != "Intercept")
     ours_draws = beta.sel(coef=coef).values.ravel()
     theirs = idata.posterior["group"].values.ravel()
     # same model and priors (but uncorrelated isomiR effects in bambi): means within 0.2 posterior SD
