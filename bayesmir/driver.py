@@ -20,6 +20,7 @@ from importlib import metadata
 
 import numpy as np
 
+from bayesmir.data import IsomirData, read_counts
 from bayesmir.design import Design, build_design
 from bayesmir.errors import InputError
 from bayesmir.inference import METHODS, Inference, diagnostics_row, get_method, method_class
@@ -59,8 +60,9 @@ def fit(
 
     Parameters
     ----------
-    data : IsomirData
-        Counts, sample metadata and library sizes.
+    data : IsomirData, str, pathlib.Path, pandas.DataFrame or anndata.AnnData
+        Counts, sample metadata and library sizes (anything else is read with
+        :func:`bayesmir.read_counts`).
     formula : str
         Fixed effects over the sample metadata, e.g. ``"~ group + lab"``.
     coef : str, optional
@@ -108,6 +110,8 @@ def fit(
     InputError
         Bad formula/design, unknown method or normalisation.
     """
+    if not isinstance(data, IsomirData):  # a file path, pandas DataFrame or AnnData
+        data = read_counts(data)
     design = build_design(data.samples, formula, coef, reference, random_slope)
     problems = mirna_problems(data, design, normalisation, mirnas)
     if pooling:

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayesmir.data import validation
+from bayesmir.data import tool_formats, validation
+from bayesmir.data.annotations import annotate_isomirs
 from bayesmir.data.container import IsomirData
 from bayesmir.errors import InputError, describe_rows
 
@@ -63,7 +64,7 @@ def read_counts(
         ``data.library_size_source``.
     multimapping : {"keep", "drop", "raise"}
         What to do with sequences annotated to several miRNAs.
-    format : {"long", "wide", "h5ad", "rda"}, optional
+    format : {"long", "wide", "h5ad", "rda", "mirtop", "mirge3", "srnabench"}, optional
         Skip detection.
 
     Returns
@@ -79,10 +80,15 @@ def read_counts(
     --------
     >>> data = read_counts("counts_long.csv", samples="samples.csv")  # doctest: +SKIP
     """
+    if not isinstance(path, (str, Path)):  # a pandas DataFrame or an AnnData
+        from bayesmir.interop import read_in_memory
+
+        return read_in_memory(path, samples, library_size, multimapping)
     path = _existing_file(path)
     meta, meta_source = (None, "") if samples is None else read_samples(samples)
     kind = format or detect_format(path)
-    readers = {"long": _read_long, "wide": _read_wide, "h5ad": _read_h5ad, "rda": _read_rda}
+    readers = {"long": _read_long, "wide": _read_wide, "h5ad": _read_h5ad, "rda": _read_rda,
+               **tool_formats.READERS}
     if kind not in readers:
         raise InputError(f"{path}: unknown format {kind!r}; use one of {sorted(readers)}")
     long, stored_meta, line_offset = readers[kind](path, meta)
@@ -90,10 +96,11 @@ def read_counts(
         meta, meta_source = stored_meta, f"{path} (sample metadata)"
     if isinstance(library_size, (str, Path)) and _is_library_size_file(library_size, meta):
         library_size = read_library_size(library_size)
-    return IsomirData.from_long(
+    data = IsomirData.from_long(
         long, meta, library_size=library_size, source=str(path), samples_source=meta_source or "samples",
         multimapping=multimapping, line_offset=line_offset,
     )
+    return annotate_isomirs(data, long)  # reference sequences/labels a tool format carries
 
 
 def read_samples(samples) -> tuple[pd.DataFrame, str]:
@@ -166,6 +173,9 @@ def _is_library_size_file(value, meta: pd.DataFrame | None) -> bool:
 
 def detect_format(path: Path) -> str:
     """``"long"``, ``"wide"``, ``"h5ad"`` or ``"rda"`` from the suffix and header."""
+    tool = tool_formats.detect_tool_format(path)  # mirtop GFF3, miRge3, sRNAbench
+    if tool is not None:
+        return tool
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] == ".gz":
         suffixes = suffixes[:-1]
