@@ -24,6 +24,12 @@ _PUBLIC = {
     "compare": "bayesmir.frequentist",
     "report": "bayesmir.reporting",
     "simulate": "bayesmir.simulation",
+    "classify_isomir": "bayesmir.isomir_types",
+    "read_reference": "bayesmir.isomir_types",
+    "isomir_types": "bayesmir.isomir_types",
+    "effects_by_type": "bayesmir.isomir_types",
+    "to_bambi": "bayesmir.interop",
+    "fit_to_anndata": "bayesmir.interop",
 }
 
 _SUBPACKAGES = ("frequentist", "data", "inference", "reporting")
@@ -31,6 +37,7 @@ _SUBPACKAGES = ("frequentist", "data", "inference", "reporting")
 __all__ = [  # noqa: RUF022 - grouped by flow, not sorted
     "InputError", "__version__", "read_counts", "read_samples", "load_example", "IsomirData", "Priors",
     "fit", "FitResult", "load_fit", "fit_frequentist", "compare", "report", "simulate",
+    "classify_isomir", "read_reference", "isomir_types", "effects_by_type", "to_bambi", "fit_to_anndata",
 ]
 
 
