@@ -13,14 +13,14 @@ from bayesmir.data.filters import mirna_log_median_cpm
 
 
 @pytest.fixture(scope="module")
-def se_example(shared_dir):
-    folder = shared_dir / "data" / "mirglmm_se_example"
+def se_example(test_data_dir):
+    folder = test_data_dir / "mirglmm_se_example"
     return read_counts(folder / "counts_long.csv", samples=folder / "samples.csv")
 
 
-def test_filter_matches_r_anchor_on_mirglmm_example(se_example, shared_dir):
-    """anchors/mirglmm_se_example/filtered_filter.csv (fit_glmm.R): isomiRs kept 5 / 21 / 17."""
-    anchor = pd.read_csv(shared_dir / "anchors" / "mirglmm_se_example" / "filtered_filter.csv").set_index("miRNA")
+def test_filter_matches_r_anchor_on_mirglmm_example(se_example, test_data_dir):
+    """tests/data/mirglmm_se_example/filtered_filter.csv (R): isomiRs kept 5 / 21 / 17."""
+    anchor = pd.read_csv(test_data_dir / "mirglmm_se_example" / "filtered_filter.csv").set_index("miRNA")
     filtered = se_example.filter()
     kept = pd.Series(filtered.counts["miRNA"].values).value_counts()
     for mirna, row in anchor.iterrows():
@@ -33,7 +33,8 @@ def test_filter_matches_r_anchor_on_mirglmm_example(se_example, shared_dir):
 
 @pytest.mark.slow
 def test_filter_matches_r_anchor_on_brain(shared_dir):
-    """anchors/README: filtered somel2010_brain has 120 miRNAs and 15,757 isomiRs."""
+    """anchors/README: filtered somel2010_brain has 120 miRNAs and 15,757 isomiRs (full 14 MB counts:
+    only in ../shared, skips without it)."""
     folder = shared_dir / "data" / "somel2010_brain"
     data = read_counts(folder / "counts_long.csv", samples=folder / "samples.csv").filter()
     assert (len(data.mirnas), data.n_isomirs) == (120, 15757)

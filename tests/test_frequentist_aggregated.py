@@ -22,9 +22,9 @@ def stand_in(long: pd.DataFrame, samples: pd.DataFrame) -> SimpleNamespace:
 
 
 @pytest.fixture(scope="module")
-def monocyte(shared_dir):
-    folder = shared_dir / "anchors" / "sim_monocyte_scale"
-    long = pd.read_csv(folder / "counts_long.csv")
+def monocyte(test_data_dir):
+    folder = test_data_dir / "sim_monocyte_scale"
+    long = pd.read_csv(folder / "counts_long.csv.gz")
     samples = pd.read_csv(folder / "samples.csv").set_index("sample")
     reference = pd.read_csv(folder / "lme4_aggregated.csv").set_index("miRNA")
     # R's reference level is the first in sorted order: 'case'; its coefficient is groupctrl

@@ -152,8 +152,8 @@ def test_bad_inputs_raise_input_error():
         compare(bayes_table(), freq_table().drop(columns="se"))
 
 
-def test_import_r_results_glmer_nb_file(shared_dir):
-    path = shared_dir / "anchors" / "sim_monocyte_scale" / "lme4_glmer_nb.csv"
+def test_import_r_results_glmer_nb_file(test_data_dir):
+    path = test_data_dir / "sim_monocyte_scale" / "lme4_glmer_nb.csv"
     raw = pd.read_csv(path)
     table = import_r_results(path)
     assert table["miRNA"].tolist() == raw["miRNA"].tolist()
@@ -167,8 +167,8 @@ def test_import_r_results_glmer_nb_file(shared_dir):
     assert len(table) == 120 and (table["lrt_p_naive"] < 0.05).sum() == 31
 
 
-def test_import_r_results_mirglmm_file_reads_the_full_nb_model(shared_dir):
-    path = shared_dir / "anchors" / "mirglmm_se_example" / "filtered_glmm.csv"
+def test_import_r_results_mirglmm_file_reads_the_full_nb_model(test_data_dir):
+    path = test_data_dir / "mirglmm_se_example" / "filtered_glmm.csv"
     table = import_r_results(path).set_index("miRNA")
     # README: logFC 0.3172 / 0.2185 / 0.5265, SE 0.329 / 0.308 / 0.195, LRT p 0.086 / 1.3e-10 / 6.0e-4
     assert table["estimate"].round(4).tolist() == [0.3172, 0.2185, 0.5265]
@@ -179,9 +179,9 @@ def test_import_r_results_mirglmm_file_reads_the_full_nb_model(shared_dir):
     assert reduced["estimate"].round(2).tolist() == [0.40, 0.13, 0.34]
 
 
-def test_compare_runs_against_r_results(shared_dir):
+def test_compare_runs_against_r_results(test_data_dir):
     # a Bayesian table equal to R's estimates plus known shifts: difference recovers the shift
-    freq = import_r_results(shared_dir / "anchors" / "sim_monocyte_scale" / "lme4_glmer_nb.csv")
+    freq = import_r_results(test_data_dir / "sim_monocyte_scale" / "lme4_glmer_nb.csv")
     shift = np.linspace(-0.01, 0.01, len(freq))
     bayes = pd.DataFrame({
         "miRNA": freq["miRNA"], "coef": "group[T.ctrl]", "mean": freq["estimate"] + shift,

@@ -21,9 +21,9 @@ from bayesmir import marginal
 
 
 @pytest.fixture(scope="module")
-def problem(shared_dir):
+def problem(test_data_dir):
     """miR-19b-3p of the miRglmm example: 6 samples, 5 isomiRs."""
-    return se_example_problems(shared_dir)["hsa-miR-19b-3p"]
+    return se_example_problems(test_data_dir)["hsa-miR-19b-3p"]
 
 
 PARAMS = np.array([2.9, 0.3, 2.6, 0.2, 0.5, 0.2, np.log(11.0)])  # beta, L entries, s, log theta
