@@ -1,9 +1,10 @@
-"""MirnaProblems of the lme4 anchor data sets, built with pandas only (no IsomirData).
+"""MirnaProblems of the lme4 reference data sets in ``tests/data``, built with pandas only (no IsomirData).
 
-``sim_problems`` reads ``anchors/sim_monocyte_scale`` (T_i = total over all rows of the
-sample, zeros filled) and ``se_example_problems`` reads
-``anchors/mirglmm_se_example/filtered_fitdata.csv`` (``total_counts`` per row). The
-design is ``~ group`` with R's reference level (first in sorted order).
+``sim_problems`` reads ``sim_monocyte_scale/`` (T_i = total over the distinct sequences of the
+sample, as fit_glmm.R does; zeros filled) and ``se_example_problems`` reads
+``mirglmm_se_example/filtered_fitdata.csv`` (``total_counts`` per row, the rows glmer.nb fitted).
+The design is ``~ group`` with R's reference level (first in sorted order). ``data_dir`` is the
+``test_data_dir`` fixture.
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ def _problems(long: pd.DataFrame, samples: pd.DataFrame, totals: pd.Series) -> d
 
 
 @lru_cache(maxsize=2)
-def sim_problems(shared_dir: Path) -> dict[str, MirnaProblem]:
-    """The 120 miRNAs of ``anchors/sim_monocyte_scale`` (39 samples, ctrl vs case)."""
-    folder = Path(shared_dir) / "anchors" / "sim_monocyte_scale"
-    long = pd.read_csv(folder / "counts_long.csv")
+def sim_problems(data_dir: Path) -> dict[str, MirnaProblem]:
+    """The 120 miRNAs of ``sim_monocyte_scale`` (39 samples, ctrl vs case)."""
+    folder = Path(data_dir) / "sim_monocyte_scale"
+    long = pd.read_csv(folder / "counts_long.csv.gz")
     samples = pd.read_csv(folder / "samples.csv").set_index("sample")
     unique = long.drop_duplicates(["sequence", "sample"])
     totals = unique.groupby("sample")["count"].sum()
@@ -46,15 +47,15 @@ def sim_problems(shared_dir: Path) -> dict[str, MirnaProblem]:
 
 
 @lru_cache(maxsize=2)
-def se_example_problems(shared_dir: Path) -> dict[str, MirnaProblem]:
-    """The 3 filtered miRNAs of ``anchors/mirglmm_se_example`` (6 samples, B vs A)."""
-    folder = Path(shared_dir) / "anchors" / "mirglmm_se_example"
+def se_example_problems(data_dir: Path) -> dict[str, MirnaProblem]:
+    """The 3 filtered miRNAs of ``mirglmm_se_example`` (6 samples, B vs A)."""
+    folder = Path(data_dir) / "mirglmm_se_example"
     long = pd.read_csv(folder / "filtered_fitdata.csv")
     samples = pd.read_csv(folder / "se_example_samples.csv").set_index("sample")[["group"]]
     totals = long.drop_duplicates("sample").set_index("sample")["total_counts"]
     return _problems(long, samples, totals)
 
 
-def reference(shared_dir: Path, name: str) -> pd.DataFrame:
-    """An lme4 anchor table indexed by miRNA, e.g. ``"sim_monocyte_scale/lme4_glmer_nb.csv"``."""
-    return pd.read_csv(Path(shared_dir) / "anchors" / name).set_index("miRNA")
+def reference(data_dir: Path, name: str) -> pd.DataFrame:
+    """An lme4 reference table indexed by miRNA, e.g. ``"sim_monocyte_scale/lme4_glmer_nb.csv"``."""
+    return pd.read_csv(Path(data_dir) / name).set_index("miRNA")

@@ -13,19 +13,21 @@ from bayesmir.data.filters import mirna_log_median_cpm
 
 
 @pytest.fixture(scope="module")
-def se_example(shared_dir):
-    folder = shared_dir / "data" / "mirglmm_se_example"
+def se_example(test_data_dir):
+    folder = test_data_dir / "mirglmm_se_example"
     return read_counts(folder / "counts_long.csv", samples=folder / "samples.csv")
 
 
-def test_filter_matches_r_anchor_on_mirglmm_example(se_example, shared_dir):
-    """anchors/mirglmm_se_example/filtered_filter.csv (fit_glmm.R): isomiRs kept 5 / 21 / 17."""
-    anchor = pd.read_csv(shared_dir / "anchors" / "mirglmm_se_example" / "filtered_filter.csv").set_index("miRNA")
+def test_filter_matches_r_anchor_on_mirglmm_example(se_example, test_data_dir):
+    """tests/data/mirglmm_se_example/filtered_filter.csv (R): isomiRs kept 5 / 21 / 17."""
+    anchor = pd.read_csv(test_data_dir / "mirglmm_se_example" / "filtered_filter.csv").set_index("miRNA")
     filtered = se_example.filter()
     kept = pd.Series(filtered.counts["miRNA"].values).value_counts()
     for mirna, row in anchor.iterrows():
         assert kept.get(mirna, 0) == row["n_isomiRs_kept"]
-    np.testing.assert_allclose(mirna_log_median_cpm(se_example).loc[anchor.index], anchor["log_median_cpm"], rtol=1e-10)
+    # rtol 1e-10: the same sums, divisions and log as R's; the CSV keeps 15 significant digits
+    np.testing.assert_allclose(mirna_log_median_cpm(se_example).loc[anchor.index], anchor["log_median_cpm"],
+                               rtol=1e-10)
     report = filtered.filter_report
     assert report["isomirs"].iloc[-1] == 43 and report["mirnas"].iloc[-1] == 3
     assert (report["isomirs_removed"].iloc[1:].sum()) == 73 - 43
@@ -33,7 +35,8 @@ def test_filter_matches_r_anchor_on_mirglmm_example(se_example, shared_dir):
 
 @pytest.mark.slow
 def test_filter_matches_r_anchor_on_brain(shared_dir):
-    """anchors/README: filtered somel2010_brain has 120 miRNAs and 15,757 isomiRs."""
+    """anchors/README: filtered somel2010_brain has 120 miRNAs and 15,757 isomiRs (full 14 MB counts:
+    only in ../shared, skips without it)."""
     folder = shared_dir / "data" / "somel2010_brain"
     data = read_counts(folder / "counts_long.csv", samples=folder / "samples.csv").filter()
     assert (len(data.mirnas), data.n_isomirs) == (120, 15757)

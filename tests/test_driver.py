@@ -187,12 +187,12 @@ def test_nuts_through_driver_with_reduced_model():
     assert table["coef"].tolist() == ["group[T.b]", "group[T.b]"] and table["qvalue"].notna().all()
 
 
-def anchor_problems(shared_dir, n_mirnas: int):
+def anchor_problems(data_dir, n_mirnas: int):
     """First miRNAs of the lme4-anchored simulation as MirnaProblems (without bayesmir.data)."""
     from bayesmir.design import build_design
 
-    folder = shared_dir / "anchors" / "sim_monocyte_scale"
-    counts = pd.read_csv(folder / "counts_long.csv")
+    folder = data_dir / "sim_monocyte_scale"
+    counts = pd.read_csv(folder / "counts_long.csv.gz")
     samples = pd.read_csv(folder / "samples.csv").set_index("sample")
     design = build_design(samples, "~ group")
     total = counts.groupby("sample")["count"].sum().loc[samples.index]
@@ -208,13 +208,13 @@ def anchor_problems(shared_dir, n_mirnas: int):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not nutpie_available(), reason="nutpie not installed")
-def test_nuts_agrees_with_lme4_on_anchor_simulation(shared_dir):
+def test_nuts_agrees_with_lme4_on_anchor_simulation(test_data_dir):
     """6 miRNAs of sim_monocyte_scale: NUTS posterior mean of logFC within 0.5 lme4 SE + 0.02 of
     glmer.nb's estimate (weak priors, 39 samples: posterior mean ~ MLE), and the 95% interval covers
     the simulated truth for at least 5 of 6. As in R (and the anchor), the reference level is the
     first alphabetically, ``case``, so the coefficient is ctrl vs case: the truth (case vs ctrl)
     changes sign."""
-    problems, folder = anchor_problems(shared_dir, 6)
+    problems, folder = anchor_problems(test_data_dir, 6)
     result = fit_problems(problems, method="nuts", progress=False, seed=1)
     table = result.mirna_table().set_index("miRNA")
     lme4 = pd.read_csv(folder / "lme4_glmer_nb.csv").set_index("miRNA")

@@ -152,8 +152,8 @@ def test_bad_inputs_raise_input_error():
         compare(bayes_table(), freq_table().drop(columns="se"))
 
 
-def test_import_r_results_glmer_nb_file(shared_dir):
-    path = shared_dir / "anchors" / "sim_monocyte_scale" / "lme4_glmer_nb.csv"
+def test_import_r_results_glmer_nb_file(test_data_dir):
+    path = test_data_dir / "sim_monocyte_scale" / "lme4_glmer_nb.csv"
     raw = pd.read_csv(path)
     table = import_r_results(path)
     assert table["miRNA"].tolist() == raw["miRNA"].tolist()
@@ -167,10 +167,11 @@ def test_import_r_results_glmer_nb_file(shared_dir):
     assert len(table) == 120 and (table["lrt_p_naive"] < 0.05).sum() == 31
 
 
-def test_import_r_results_mirglmm_file_reads_the_full_nb_model(shared_dir):
-    path = shared_dir / "anchors" / "mirglmm_se_example" / "filtered_glmm.csv"
+def test_import_r_results_mirglmm_file_reads_the_full_nb_model(test_data_dir):
+    path = test_data_dir / "mirglmm_se_example" / "filtered_glmm.csv"
     table = import_r_results(path).set_index("miRNA")
     # README: logFC 0.3172 / 0.2185 / 0.5265, SE 0.329 / 0.308 / 0.195, LRT p 0.086 / 1.3e-10 / 6.0e-4
+    # (tolerances: the README's rounding)
     assert table["estimate"].round(4).tolist() == [0.3172, 0.2185, 0.5265]
     assert table["se"].round(3).tolist() == [0.329, 0.308, 0.195]
     assert table.loc["hsa-miR-19b-3p", "lrt_p_naive"] == pytest.approx(0.086, abs=1e-3)
@@ -179,9 +180,9 @@ def test_import_r_results_mirglmm_file_reads_the_full_nb_model(shared_dir):
     assert reduced["estimate"].round(2).tolist() == [0.40, 0.13, 0.34]
 
 
-def test_compare_runs_against_r_results(shared_dir):
+def test_compare_runs_against_r_results(test_data_dir):
     # a Bayesian table equal to R's estimates plus known shifts: difference recovers the shift
-    freq = import_r_results(shared_dir / "anchors" / "sim_monocyte_scale" / "lme4_glmer_nb.csv")
+    freq = import_r_results(test_data_dir / "sim_monocyte_scale" / "lme4_glmer_nb.csv")
     shift = np.linspace(-0.01, 0.01, len(freq))
     bayes = pd.DataFrame({
         "miRNA": freq["miRNA"], "coef": "group[T.ctrl]", "mean": freq["estimate"] + shift,
@@ -189,7 +190,7 @@ def test_compare_runs_against_r_results(shared_dir):
         "lfsr": 0.5, "qvalue": 0.5,
     })
     out = compare(bayes, freq)
-    np.testing.assert_allclose(out.table["difference"], shift, atol=1e-12)
+    np.testing.assert_allclose(out.table["difference"], shift, atol=1e-12)  # exact up to float rounding
     np.testing.assert_allclose(out.table["width_ratio"], 1.0, rtol=1e-9)
     assert out.summary["pearson"] > 0.99 and out.summary["n_mirnas"] == 120
 

@@ -109,8 +109,8 @@ def test_poisson_family_has_no_dispersion(laplace):
     assert abs(draws(idata, "beta", 1).mean() - TRUTH["beta"][1]) < 3 * draws(idata, "beta", 1).std()
 
 
-def test_agrees_with_lme4_where_data_are_informative(laplace, shared_dir):
-    """Against glmer.nb (../shared/anchors): on the regular (non-singular, warning-free) fits of the
+def test_agrees_with_lme4_where_data_are_informative(laplace, test_data_dir):
+    """Against glmer.nb (tests/data): on the regular (non-singular, warning-free) fits of the
     first 30 simulated miRNAs (39 samples) the posterior mean of the log fold change is within 0.2 lme4
     SEs of the ML estimate (measured: at most 0.053) and the posterior SD is 0.9-2.5 times the Wald SE
     (measured 1.09-1.83: wider, as it integrates over sd_slope instead of plugging it in). On the
@@ -118,14 +118,14 @@ def test_agrees_with_lme4_where_data_are_informative(laplace, shared_dir):
     from anchor_problems import reference, se_example_problems, sim_problems
 
     cases = []
-    sim = reference(shared_dir, "sim_monocyte_scale/lme4_glmer_nb.csv")
+    sim = reference(test_data_dir, "sim_monocyte_scale/lme4_glmer_nb.csv")
     regular = sim[~sim["singular"].astype(bool) & sim["warnings_full"].isna()]
-    problems = sim_problems(shared_dir)
+    problems = sim_problems(test_data_dir)
     cases += [(problems[m], regular.loc[m, "logFC"], regular.loc[m, "SE"], 0.2)
               for m in list(problems)[:30] if m in regular.index]
-    example = reference(shared_dir, "mirglmm_se_example/filtered_glmm.csv")
+    example = reference(test_data_dir, "mirglmm_se_example/filtered_glmm.csv")
     cases += [(p, example.loc[m, "nb_full_logFC"], example.loc[m, "nb_full_SE"], 0.5)
-              for m, p in se_example_problems(shared_dir).items()]
+              for m, p in se_example_problems(test_data_dir).items()]
     assert len(cases) >= 8
     for problem, estimate, se, tolerance in cases:
         idata, row = laplace.fit_one(problem, seed=0)

@@ -1,7 +1,9 @@
-# Builds tests/data/se_example.rda: the miRglmm example (../shared/data/mirglmm_se_example) as an R
+# Builds tests/data/mirglmm_se_example/se_example.rda: the miRglmm example (counts_long.csv and samples.csv
+# of this folder, copies of ../shared/data/mirglmm_se_example) as an R
 # SummarizedExperiment shaped like miRglmm's own `se_example` (sparse dgCMatrix assay `counts`, rowData with
 # uniqueSequence and miRNA, colData of sample metadata). Run once with R + SummarizedExperiment:
-#   Rscript tests/data/make_se_example.R ../shared/data/mirglmm_se_example tests/data/se_example.rda
+#   Rscript tests/data/mirglmm_se_example/make_se_example.R tests/data/mirglmm_se_example \
+#       tests/data/mirglmm_se_example/se_example.rda
 suppressPackageStartupMessages({library(SummarizedExperiment); library(Matrix)})
 args <- commandArgs(trailingOnly = TRUE)
 long <- read.csv(file.path(args[1], "counts_long.csv"), stringsAsFactors = FALSE)
