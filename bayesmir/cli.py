@@ -298,7 +298,7 @@ def refit_problems(result, counts: str | None, samples: Path | None):
     """What --refit fits: the counts given, else the problems stored with the run's posteriors."""
     if counts is not None:
         return load_data(counts, samples).subset(mirnas=result.mirnas)
-    from bayesmir.inference.base import problem_from_idata
+    from bayesmir.problem import problem_from_idata
 
     problems = [problem_from_idata(idata, mirna) for mirna, idata in result.posteriors.items()
                 if "observed_data" in idata.groups() and "constant_data" in idata.groups()]

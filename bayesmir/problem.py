@@ -160,3 +160,20 @@ def mirna_problems(data, design: Design, normalisation: str = "total", mirnas=No
     offset = library_offset(data.library_size, mirna_counts, normalisation).loc[list(data.samples.index)]
     names = list(data.mirnas) if mirnas is None else list(mirnas)
     return [data.problem(name, design, offset) for name in names]
+
+
+def problem_from_idata(idata, mirna: str = "") -> MirnaProblem:
+    """Rebuild the :class:`MirnaProblem` stored in an InferenceData's ``observed_data``/``constant_data``."""
+    observed = idata.observed_data
+    constant = idata.constant_data
+    return MirnaProblem(
+        mirna=mirna or str(idata.posterior.attrs.get("mirna", "")),
+        counts=observed["count"].transpose("sample", "isomir").values.astype(np.int64),
+        sequences=[str(s) for s in observed["isomir"].values],
+        samples=[str(s) for s in observed["sample"].values],
+        offset=constant["offset"].values,
+        X=constant["X"].transpose("sample", "coef").values,
+        Z=constant["Z"].transpose("sample", "re_term").values,
+        coef_names=[str(s) for s in constant["coef"].values],
+        re_names=[str(s) for s in constant["re_term"].values],
+    )

@@ -41,7 +41,7 @@ from bayesmir.problem import MirnaProblem, bucket_size
 
 DIAGNOSTIC_COLUMNS = (
     "miRNA", "method", "converged", "message", "seconds", "rhat", "ess_bulk", "ess_tail",
-    "divergences", "bfmi", "pareto_k", "optimizer_status",
+    "divergences", "bfmi", "ess_importance", "pareto_k", "optimizer_status",
 )
 
 
@@ -152,23 +152,6 @@ def data_groups(problem: MirnaProblem) -> dict[str, xr.Dataset]:
         coords={k: coords[k] for k in ("sample", "coef", "re_term")},
     )
     return {"observed_data": observed, "constant_data": constant}
-
-
-def problem_from_idata(idata: az.InferenceData, mirna: str = "") -> MirnaProblem:
-    """Rebuild the :class:`MirnaProblem` stored in ``observed_data``/``constant_data``."""
-    observed = idata.observed_data
-    constant = idata.constant_data
-    return MirnaProblem(
-        mirna=mirna or str(idata.posterior.attrs.get("mirna", "")),
-        counts=observed["count"].transpose("sample", "isomir").values.astype(np.int64),
-        sequences=[str(s) for s in observed["isomir"].values],
-        samples=[str(s) for s in observed["sample"].values],
-        offset=constant["offset"].values,
-        X=constant["X"].transpose("sample", "coef").values,
-        Z=constant["Z"].transpose("sample", "re_term").values,
-        coef_names=[str(s) for s in constant["coef"].values],
-        re_names=[str(s) for s in constant["re_term"].values],
-    )
 
 
 def hyperparameter_names(posterior: xr.Dataset) -> list[str]:

@@ -55,13 +55,14 @@ from scipy import optimize, special, stats
 from bayesmir import marginal
 from bayesmir.inference import hyper
 from bayesmir.inference.base import Inference, data_groups, diagnostics_row
+from bayesmir.mixture import MIXTURE_GROUP
 from bayesmir.problem import MirnaProblem
 
 WIDE_SCALE = 2.5  # scale of the defensive mixture component
 _DRAW_BATCH = 100  # draws vectorised at once (memory ~ batch x latent size x isomiRs)
 FEW_ISOMIRS = 4  # miRNAs with at most this many isomiRs get 2 x n_hyper points (module docstring)
 DEFAULTS = {"draws": 1000, "n_hyper": 32, "t_df": 4.0, "wide_fraction": 0.2, "max_pareto_k": 0.7,
-            "max_iterations": 200}
+            "max_iterations": 200, "design_seed": 0}
 
 
 @partial(jax.jit, static_argnames=("q", "family"))
@@ -265,8 +266,9 @@ class LaplaceInference(Inference):
         """Importance-sampling points per stage for a miRNA with ``n_isomirs`` isomiRs."""
         return self.options["n_hyper"] * (2 if n_isomirs <= FEW_ISOMIRS else 1)
 
-    def importance_sample(self, psi, covariance, value, data, mode, q, rng, n_points):
-        """Importance sampling of ``psi``: points, PSIS-smoothed log weights, k-hat, ``log p(y)``, latent modes.
+    def importance_sample(self, psi, covariance, value, data, mode, q, n_points):
+        """Importance sampling of ``psi`` on a fixed design: points, PSIS-smoothed log weights, k-hat,
+        ``log p(y)`` and its SE, latent modes.
 
         Stage 1 uses the skewness-corrected split-t at the mode
         (:meth:`proposal_axes`). If its Pareto ``k`` exceeds 0.5, a second stage moves the
@@ -275,21 +277,22 @@ class LaplaceInference(Inference):
         """
         axes, sd, up, down = self.proposal_axes(psi, covariance, value, data, mode, q)
         anchor = (psi, mode)
-        stage = self._weighted_draws(psi, axes, sd, up, down, data, anchor, q, rng, n_points)
+        stage = self._weighted_draws(psi, axes, sd, up, down, data, anchor, q, 0, n_points)
         if stage[2] > 0.5:
             weights = np.exp(stage[1] - special.logsumexp(stage[1]))
             centre = weights @ stage[0]
             spread = (stage[0] - centre).T @ ((stage[0] - centre) * weights[:, None])
             eigenvalues, axes = np.linalg.eigh(0.5 * (spread + covariance))
             ones = np.ones_like(eigenvalues)
-            stage = self._weighted_draws(centre, axes, np.sqrt(eigenvalues), ones, ones, data, anchor, q, rng,
+            stage = self._weighted_draws(centre, axes, np.sqrt(eigenvalues), ones, ones, data, anchor, q, 1,
                                          n_points)
         return stage
 
-    def _weighted_draws(self, centre, axes, sd, up, down, data, anchor, q, rng, K):
-        """Draws from the defensive split-t mixture and their PSIS-smoothed log weights.
+    def _weighted_draws(self, centre, axes, sd, up, down, data, anchor, q, stage, K):
+        """Points of the defensive split-t mixture and their PSIS-smoothed log weights.
 
-        ``K`` scrambled Sobol points in ``d + 2`` dimensions give the Student-t draws (``d``
+        ``K`` Sobol points, Owen-scrambled with the fixed seed ``design_seed + stage`` (so the
+        design, hence every number but the draws, is a function of the data alone), in ``d + 2`` dimensions give the Student-t draws (``d``
         normal quantiles over the square root of a chi-square quantile) and the mixture
         component (last coordinate). The proposal is ``(1 - wide) * t(scales) + wide * t(2.5 x scales)`` (Hesterberg's
         defensive mixture): the wide component covers funnels such as the correlation
@@ -299,7 +302,8 @@ class LaplaceInference(Inference):
         """
         d, K, df = centre.size, int(K), float(self.options["t_df"])
         wide = float(self.options["wide_fraction"])
-        uniform = stats.qmc.Sobol(d + 2, scramble=True, seed=rng).random_base2(K.bit_length() - 1)
+        seed = int(self.options["design_seed"]) + stage
+        uniform = stats.qmc.Sobol(d + 2, scramble=True, seed=seed).random_base2(K.bit_length() - 1)
         normals = special.ndtri(np.clip(uniform[:, :d], 1e-12, 1 - 1e-12))
         u = normals * np.sqrt(df / stats.chi2.ppf(uniform[:, d], df))[:, None]
         inflation = np.where(uniform[:, d + 1] < wide, WIDE_SCALE, 1.0)[:, None]
@@ -313,26 +317,33 @@ class LaplaceInference(Inference):
         ) - np.sum(np.log(side * sd), axis=1)
         log_w = log_target - log_proposal
         finite = np.isfinite(log_w)
-        log_evidence = special.logsumexp(log_w[finite]) - math.log(K) if finite.any() else -math.inf
+        log_evidence, evidence_se = _log_mean_and_se(np.where(finite, log_w, -np.inf))
         smoothed, k_hat = az.psislw(np.where(finite, log_w, -np.inf))
-        return points, np.asarray(smoothed), float(k_hat), float(log_evidence), modes
+        return points, np.asarray(smoothed), float(k_hat), log_evidence, evidence_se, modes
 
     # ------------------------------------------------------------------ fit
     def fit_one(self, problem: MirnaProblem, seed: int):
-        """Nested-Laplace posterior of one miRNA; see :meth:`Inference.fit_one`."""
+        """Nested-Laplace posterior of one miRNA; see :meth:`Inference.fit_one`.
+
+        Everything but the draws is a function of the data alone: the design over ``psi``
+        is fixed (option ``design_seed``); ``seed`` only drives the resampling and the
+        latent draws.
+        """
         rng = np.random.default_rng(seed)
         data = self.pack(problem)
         q = problem.Z.shape[1]
         psi, value, grad, mode, result = self.hyper_mode(data, q)
         covariance = self.hyper_covariance(psi, grad, data, mode, q)
-        points, log_w, k_hat, log_evidence, modes = self.importance_sample(
-            psi, covariance, value, data, mode, q, rng, self.n_points(problem.n_isomirs))
+        points, log_w, k_hat, log_evidence, evidence_se, modes = self.importance_sample(
+            psi, covariance, value, data, mode, q, self.n_points(problem.n_isomirs))
         weights = np.exp(log_w - special.logsumexp(log_w))
+        params, gaussians, beta_mean, beta_sd = _gaussians_at(jnp.asarray(points), modes, data, q, self.family)
         chosen = _systematic_resample(weights, int(self.options["draws"]), rng)
-        posterior = self.posterior_draws(problem, data, points, modes, chosen, q, rng)
+        posterior = self.posterior_draws(problem, data, points, params, gaussians, chosen, q, rng)
         posterior.attrs = {"method": self.name, "family": self.family, "mirna": problem.mirna,
-                           "log_marginal_likelihood": log_evidence}
-        idata = az.InferenceData(posterior=posterior, **data_groups(problem))
+                           "log_marginal_likelihood": log_evidence, "log_marginal_likelihood_se": evidence_se}
+        mixture = _mixture_dataset(problem, weights, np.asarray(beta_mean), np.asarray(beta_sd), points)
+        idata = az.InferenceData(posterior=posterior, **data_groups(problem), **{MIXTURE_GROUP: mixture})
         ess = float(1.0 / np.sum(weights**2))
         problems = []
         if not result.success:
@@ -341,20 +352,20 @@ class LaplaceInference(Inference):
             problems.append(f"Pareto k {k_hat:.2f} > {self.options['max_pareto_k']}")
         row = diagnostics_row(
             problem.mirna, self.name, converged=not problems, message="; ".join(problems), pareto_k=k_hat,
-            ess_bulk=ess, optimizer_status=str(result.status),
+            ess_importance=ess, optimizer_status=str(result.status),
         )
         return idata, row
 
-    def posterior_draws(self, problem, data, points, modes, chosen, q, rng) -> xr.Dataset:
+    def posterior_draws(self, problem, data, points, params, gaussians, chosen, q, rng) -> xr.Dataset:
         """Draws of every contract variable: hyperparameters resampled, latent field Gaussian given them.
 
-        ``modes`` are the latent modes at ``points`` (from the importance-sampling stage).
+        ``params`` and ``gaussians`` are the engine parameters and latent Gaussians at ``points``
+        (:func:`_gaussians_at`).
         """
         S, J = chosen.size, problem.n_isomirs
-        normals_g = rng.standard_normal((S, modes[0].shape[1]))
-        normals_w = rng.standard_normal((S, *modes[1].shape[1:]))
-        latent = _latent_draws(jnp.asarray(points), modes, jnp.asarray(chosen), data, normals_g, normals_w, q,
-                               self.family)
+        normals_g = rng.standard_normal((S, gaussians.g.shape[1]))
+        normals_w = rng.standard_normal((S, *gaussians.w.shape[1:]))
+        latent = _latent_draws(params, gaussians, jnp.asarray(chosen), data, normals_g, normals_w)
         latent = {name: np.asarray(value) for name, value in latent.items()}
         latent["isomir_effect"] = latent["isomir_effect"][:, :J]
         values = hyper.constrained(points[chosen], q, self.family)
@@ -362,15 +373,31 @@ class LaplaceInference(Inference):
 
 
 @partial(jax.jit, static_argnames=("q", "family"))
-def _latent_draws(points, modes, chosen, data, normals_g, normals_w, q, family):
-    """Latent draws for each resampled hyperparameter point: Gaussians built once per point, then gathered."""
-    def gaussian_at(args):
+def _gaussians_at(points, modes, data, q, family):
+    """Engine parameters, latent Gaussians and ``beta``'s conditional mean and SD at each point.
+
+    ``beta``'s marginal covariance under the latent Gaussian is the leading block of the
+    inverse Schur complement ``S^-1`` (the isomiR blocks integrated out), so its SDs are
+    the column norms of ``chol(S)^-1`` restricted to the first ``p`` columns, scaled by
+    the prior SDs (``g = beta / prior_sd``).
+    """
+    p = data.X.shape[1]
+
+    def one(args):
         psi, g, w = args
         params = hyper.to_hyper(psi, q, family)
-        return params, marginal.latent_gaussian(params, data, (g, w), family, True)
+        gaussian = marginal.latent_gaussian(params, data, (g, w), family, True)
+        unit = jnp.eye(gaussian.schur_chol.shape[0])[:, :p]
+        inverse_cols = jax.scipy.linalg.solve_triangular(gaussian.schur_chol, unit, lower=True)
+        sd = jnp.sqrt(jnp.sum(inverse_cols**2, axis=0)) * data.prior_sd
+        return params, gaussian, gaussian.g[:p] * data.prior_sd, sd
 
-    params, gaussians = jax.lax.map(gaussian_at, (points, *modes))
+    return jax.lax.map(one, (points, *modes))
 
+
+@jax.jit
+def _latent_draws(params, gaussians, chosen, data, normals_g, normals_w):
+    """Latent draws for each resampled hyperparameter point from the Gaussians of :func:`_gaussians_at`."""
     def one(args):
         index, e_g, e_w = args
         pick = jax.tree_util.tree_map(lambda leaf: leaf[index], gaussians)
@@ -380,12 +407,33 @@ def _latent_draws(points, modes, chosen, data, normals_g, normals_w, q, family):
     return jax.lax.map(one, (chosen, normals_g, normals_w), batch_size=_DRAW_BATCH)
 
 
+def _mixture_dataset(problem: MirnaProblem, weights, beta_mean, beta_sd, points) -> xr.Dataset:
+    """The ``mixture`` group: per design point its weight, ``beta``'s conditional mean and SD, and ``psi``."""
+    return xr.Dataset(
+        {"weight": (("point",), np.asarray(weights, dtype=float)),
+         "beta_mean": (("point", "coef"), beta_mean), "beta_sd": (("point", "coef"), beta_sd),
+         "psi": (("point", "psi_dim"), np.asarray(points, dtype=float))},
+        coords={"point": np.arange(weights.size), "coef": list(problem.coef_names),
+                "psi_dim": np.arange(points.shape[1])},
+    )
+
+
 def _systematic_resample(weights: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     """Indices drawn by systematic resampling (each point ``floor`` or ``ceil`` of ``size x weight``
     times, less noise than multinomial draws), in random order."""
     positions = (rng.random() + np.arange(size)) / size
     chosen = np.minimum(np.searchsorted(np.cumsum(weights), positions), weights.size - 1)
     return rng.permutation(chosen)
+
+
+def _log_mean_and_se(log_w: np.ndarray) -> tuple[float, float]:
+    """``log mean(w)`` and its standard error ``sqrt(sum W_k^2 - 1/K)``, ``W`` the normalised weights
+    (the delta method: the relative SE of a mean of ``K`` independent weights)."""
+    if not np.isfinite(log_w).any():
+        return -math.inf, math.nan
+    total = special.logsumexp(log_w)
+    normalised = np.exp(log_w - total)
+    return float(total - math.log(log_w.size)), float(math.sqrt(max(normalised @ normalised - 1 / log_w.size, 0)))
 
 
 def _bounds(q: int, family: str) -> list[tuple[float, float]]:

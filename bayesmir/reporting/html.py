@@ -22,7 +22,7 @@ from markupsafe import Markup
 from bayesmir.reporting import comparison, plots
 
 TEMPLATE = "report.html.j2"
-DIAGNOSTIC_VIEW = ["miRNA", "converged", "rhat", "ess_bulk", "ess_tail", "divergences", "pareto_k",
+DIAGNOSTIC_VIEW = ["miRNA", "converged", "rhat", "ess_bulk", "ess_tail", "divergences", "ess_importance", "pareto_k",
                    "seconds", "message"]
 TOP_VIEW = ["miRNA", "coef", "mean", "sd", "eti_low", "eti_high", "lfsr", "qvalue", "n_isomirs",
             "converged", "flag"]

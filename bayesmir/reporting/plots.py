@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bayesmir.inference.base import problem_from_idata
+from bayesmir.problem import problem_from_idata
 
 DPI = 80
 SIGNIFICANT = "#c0392b"
