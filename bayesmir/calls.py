@@ -57,7 +57,7 @@ def svalues(lfsr) -> np.ndarray:
 def _converged(converged, size: int) -> np.ndarray:
     if converged is None:
         return np.ones(size, dtype=bool)
-    return np.asarray(pd.Series(converged).fillna(False).astype(bool))
+    return pd.Series(np.asarray(converged, dtype=object)).map(lambda v: False if pd.isna(v) else bool(v)).to_numpy(bool)
 
 
 def de_calls(qvalue, converged=None, alpha: float = ALPHA) -> np.ndarray:
@@ -72,9 +72,10 @@ def usage_calls(log_bayes_factor, converged=None, threshold: float = USAGE_LOG_B
     return (np.nan_to_num(values, nan=-np.inf) > threshold) & _converged(converged, values.size)
 
 
-def frequentist_calls(qvalue, alpha: float = ALPHA) -> np.ndarray:
-    """Frequentist DE or usage call per row: BH-adjusted p-value ``qvalue < alpha``."""
-    return np.nan_to_num(np.asarray(qvalue, dtype=float), nan=1.0) < alpha
+def frequentist_calls(qvalue, converged=None, alpha: float = ALPHA) -> np.ndarray:
+    """Frequentist DE or usage call per row: BH-adjusted p-value ``qvalue < alpha`` and converged."""
+    q = np.asarray(qvalue, dtype=float)
+    return (np.nan_to_num(q, nan=1.0) < alpha) & _converged(converged, q.size)
 
 
 def count_de(mirna_table: pd.DataFrame, alpha: float = ALPHA) -> int:

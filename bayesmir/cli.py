@@ -178,7 +178,7 @@ def print_top(table, rows: int = 10) -> None:
 
     top = table.sort_values("lfsr", na_position="last", kind="stable").head(rows)
     view = Table(title=f"top {len(top)} miRNAs by lfsr (log fold changes: natural log)")
-    columns = ["miRNA", "coef", "mean", "eti_low", "eti_high", "lfsr", "qvalue", "flag"]
+    columns = ["miRNA", "coef", "estimate", "ci_low", "ci_high", "lfsr", "qvalue", "flag"]
     for column in columns:
         view.add_column(column, justify="left" if column in ("miRNA", "coef", "flag") else "right")
     for _, row in top.iterrows():
@@ -193,15 +193,14 @@ def _cell(value) -> str:
 
 
 def summary_line(result, tables: dict, run: Path) -> str:
-    """``N miRNAs: n DE at q < 0.05, n with isomiR-usage evidence, n flagged; saved to RUN``."""
-    mirna = tables["mirna"]
-    n_de = int(mirna.loc[mirna["qvalue"] < Q_LEVEL, "miRNA"].nunique())
-    slope = tables["slope"]
-    usage = (slope["log_bayes_factor"] > LOG_BF_EVIDENCE) | (slope["p_sd_slope_gt_delta"] > 0.95)
-    n_usage = int(slope.loc[usage, "miRNA"].nunique())
+    """``N miRNAs: n DE, n with isomiR usage, n flagged; saved to RUN`` (rules: :mod:`bayesmir.calls`)."""
+    from bayesmir import calls
+
+    n_de = calls.count_de(tables["mirna"])
+    n_usage = calls.count_usage(tables["slope"])
     n_flagged = int((~result.diagnostics["converged"]).sum())
-    return (f"{len(result.diagnostics)} miRNAs: {n_de} DE at q < {Q_LEVEL}, {n_usage} with isomiR-usage "
-            f"evidence, {n_flagged} flagged fits; saved to {run}")
+    return (f"{len(result.diagnostics)} miRNAs: {n_de} DE (qvalue < {calls.ALPHA}), {n_usage} with isomiR "
+            f"usage (log BF > log 3), {n_flagged} flagged fits (never called); saved to {run}")
 
 
 # ------------------------------------------------------------------ report

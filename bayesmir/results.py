@@ -168,7 +168,7 @@ class FitResult:
         Parameters
         ----------
         delta : float
-            Threshold of ``p_sd_slope_gt_delta``.
+            Threshold of ``P(sd_slope > delta)``, column ``p_sd_slope_gt_<delta>`` (3 decimals).
         level : float
             Mass of the equal-tailed interval of ``sd_slope``.
 
