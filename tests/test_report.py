@@ -46,7 +46,7 @@ class FakeFullInference(Inference):
                 "beta": (("chain", "draw", "coef"), beta),
                 "sd_isomir": (("chain", "draw", "re_term"), np.abs(rng.normal(0.5, 0.2, (*shape, q)))),
                 "sd_sample": (("chain", "draw"), np.abs(rng.normal(0.2, 0.05, shape))),
-                "dispersion": (("chain", "draw"), np.abs(rng.normal(10, 1, shape))),
+                "theta": (("chain", "draw"), np.abs(rng.normal(10, 1, shape))),
                 "isomir_effect": (("chain", "draw", "isomir", "re_term"), rng.normal(0, 0.3, (*shape, J, q))),
                 "sample_effect": (("chain", "draw", "sample"), rng.normal(0, 0.1, (*shape, n))),
             },

@@ -8,7 +8,7 @@ never care which method ran.
 Conventions a method follows
 ----------------------------
 - ``posterior``: the variables of docs/architecture.md (``beta``, ``sd_isomir``,
-  ``corr_isomir`` when q >= 2, ``sd_sample``, ``dispersion`` for NB, ``isomir_effect``,
+  ``corr_isomir`` when q >= 2, ``sd_sample``, ``theta`` (NB size) for NB, ``isomir_effect``,
   ``sample_effect``) with dims ``chain``, ``draw`` first (a method without chains
   uses one chain of independent draws).
 - ``observed_data``: ``count`` (sample, isomir). ``constant_data``: ``offset``
@@ -156,5 +156,5 @@ def data_groups(problem: MirnaProblem) -> dict[str, xr.Dataset]:
 
 def hyperparameter_names(posterior: xr.Dataset) -> list[str]:
     """Variables whose convergence decides ``converged``: fixed effects and SDs."""
-    names = ["beta", "sd_isomir", "sd_sample", "dispersion"]
+    names = ["beta", "sd_isomir", "sd_sample", "theta"]
     return [n for n in names if n in posterior.data_vars]

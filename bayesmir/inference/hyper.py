@@ -119,12 +119,12 @@ def _pooled_or(x, mean, sd, default):
 
 
 def constrained(psi: np.ndarray, q: int, family: str) -> dict[str, np.ndarray]:
-    """Model-scale values of draws ``psi`` (S, n_psi): sd_isomir, corr_isomir, sd_sample, dispersion."""
+    """Model-scale values of draws ``psi`` (S, n_psi): sd_isomir, corr_isomir, sd_sample, theta (NB size)."""
     psi = np.atleast_2d(psi)
     out = {"sd_isomir": np.exp(psi[:, :q]), "sd_sample": np.exp(psi[:, q + q * (q - 1) // 2])}
     if q >= 2:
         W = np.asarray(_correlation_cholesky_rows(jnp.asarray(psi[:, q:q + q * (q - 1) // 2]), q))
         out["corr_isomir"] = np.einsum("sik,sjk->sij", W, W)
     if family == "nb":
-        out["dispersion"] = np.exp(psi[:, -1])
+        out["theta"] = np.exp(psi[:, -1])
     return out

@@ -12,28 +12,39 @@ Instead, per miRNA:
 2. The mode of ``log p(y | psi) + log p(psi)`` is found with L-BFGS-B (JAX gradients)
    and its curvature by forward differences of the gradient.
 3. ``n_hyper`` points (twice as many for a miRNA with at most :data:`FEW_ISOMIRS`
-   isomiRs) are drawn from a proposal at that mode — a Student-t (4 df) with a scale
-   per axis and side (skewness), mixed with a 2.5x wider copy (defensive) — by
-   randomised quasi-Monte Carlo (scrambled Sobol points), and weighted by importance
+   isomiRs, whose points are the cheapest and whose ``sd_slope`` is the least identified)
+   on a fixed design — Sobol points, Owen-scrambled with the fixed seed ``design_seed``,
+   mapped through a proposal at that mode: a Student-t (4 df) with a scale per axis and
+   side (skewness), mixed with a 2.5x wider copy (defensive) — weighted by importance
    sampling, ``w = p(y | psi) p(psi) / q(psi)``; if the Pareto ``k`` exceeds 0.5 a second
-   stage is drawn around the weighted mean and covariance of the first (adaptive). The
-   weights are Pareto-smoothed (PSIS) and their shape ``k`` is the reliability
-   diagnostic (``k > 0.7``: not converged). The mean weight estimates the marginal
-   likelihood ``p(y)`` (``posterior.attrs["log_marginal_likelihood"]``), hence the Bayes
-   factor of the full against the reduced model.
+   stage (its own fixed scramble) is placed around the weighted mean and covariance of
+   the first (adaptive). The weights are Pareto-smoothed (PSIS) and their shape ``k`` is
+   the reliability diagnostic (``k > 0.7``: not converged; a negative ``k`` means tails
+   lighter than exponential, which is fine). The mean weight estimates the marginal
+   likelihood ``p(y)`` (``posterior.attrs["log_marginal_likelihood"]``, its standard error
+   ``sqrt(sum W^2 - 1/K)`` in ``"log_marginal_likelihood_se"``), hence the Bayes factor of
+   the full against the reduced model.
 
-   Why these numbers (simulation of ``benchmarks/bench_fit.py``, two seeds, 120 miRNAs):
-   the width of ``beta``'s 95% interval varies between seeds by 0.22 (rms of the log
-   ratio) with 64 plain Monte Carlo points and by 0.14 with 64 Sobol points, 0.21 with
-   32. Most of it comes from miRNAs with 2-4 isomiRs (0.31 with 64 Monte Carlo points,
-   0.20 with 64 Sobol points), where ``sd_slope`` is weakly identified and ``beta``'s
-   conditional variance changes most across the hyperparameters; their points are also
-   the cheapest, hence the doubling.
-4. ``draws`` posterior draws: ``psi`` resampled by weight (systematic resampling), then ``beta`` and the random
-   effects from the Gaussian approximation of the latent field given that ``psi``. The
-   posterior of ``beta`` is thus a mixture over the hyperparameters, so the uncertainty
-   of ``sd_slope`` (often poorly identified) widens its intervals instead of being
-   plugged in at an estimate as a Wald interval does.
+   The design does not depend on ``seed``: the same data give the same weights, mixture,
+   tables, Bayes factors and calls. What remains is an integration error, measured as
+   the spread over independent scrambles (``design_seed``) and reported as SE columns.
+   Why ``n_hyper = 128`` (bundled example, 16 miRNAs, 5 scrambles; max over miRNAs of
+   the SD between scrambles; ``n_hyper`` 32 / 64 / 128): log BF 0.33 / 0.25 / 0.14,
+   lfsr 0.021 / 0.012 / 0.008, 95% interval ends 0.13 / 0.09 / 0.05 (posterior SDs
+   0.16-0.73); on ``bayesmir.simulate(16, 10, seed=5)`` (4 scrambles, 32 / 128): log BF
+   0.18 / 0.16, lfsr 0.021 / 0.005, interval ends 0.14 / 0.03. 128 points cost about
+   1.7x the time of 32 per fit.
+4. The posterior of ``beta`` is the Gaussian mixture over the design points:
+   ``sum_k w_k N(m_k, s_k^2)``, ``m_k`` and ``s_k`` the mean and marginal SD of ``beta``
+   in the latent Gaussian at ``psi_k``. It is stored as the ``mixture`` group
+   (:data:`~bayesmir.mixture.MIXTURE_GROUP`: ``weight`` (point), ``beta_mean``,
+   ``beta_sd`` (point, coef), ``psi`` (point, psi_dim)) and the tables summarise it
+   exactly (:mod:`bayesmir.mixture`). The uncertainty of ``sd_slope`` (often poorly
+   identified) thus widens ``beta``'s intervals instead of being plugged in at an
+   estimate as a Wald interval does.
+5. ``draws`` posterior draws, for plots and isomiR effects (these depend on ``seed``):
+   ``psi`` resampled by weight (systematic resampling), then ``beta`` and the random
+   effects from the latent Gaussian given that ``psi``.
 
 Known limits: the latent field is Gaussian given ``psi`` (fine with hundreds of
 counts; cruder for isomiRs with counts near 0), and ``psi`` is covered by importance
@@ -61,7 +72,7 @@ from bayesmir.problem import MirnaProblem
 WIDE_SCALE = 2.5  # scale of the defensive mixture component
 _DRAW_BATCH = 100  # draws vectorised at once (memory ~ batch x latent size x isomiRs)
 FEW_ISOMIRS = 4  # miRNAs with at most this many isomiRs get 2 x n_hyper points (module docstring)
-DEFAULTS = {"draws": 1000, "n_hyper": 32, "t_df": 4.0, "wide_fraction": 0.2, "max_pareto_k": 0.7,
+DEFAULTS = {"draws": 1000, "n_hyper": 128, "t_df": 4.0, "wide_fraction": 0.2, "max_pareto_k": 0.7,
             "max_iterations": 200, "design_seed": 0}
 
 
@@ -129,15 +140,19 @@ def _priors_from_vec(vec) -> _PriorsView:
 
 
 class LaplaceInference(Inference):
-    """Nested Laplace with importance sampling over the hyperparameters (module docstring).
+    """Nested Laplace with a fixed importance-sampling design over the hyperparameters (module docstring).
 
     Options (keyword arguments)
     ---------------------------
     draws : int
         Posterior draws returned (one chain); default 1000.
     n_hyper : int
-        Importance-sampling points for the hyperparameters, a power of 2 (Sobol points);
-        default 32 per stage, doubled for miRNAs with at most :data:`FEW_ISOMIRS` isomiRs.
+        Design points for the hyperparameters, a power of 2 (Sobol points); default 128
+        per stage (module docstring), doubled for miRNAs with at most :data:`FEW_ISOMIRS`
+        isomiRs.
+    design_seed : int
+        Scramble of the Sobol design (fixed, so results do not depend on ``seed``; vary it
+        only to measure the integration error); default 0.
     t_df : float
         Degrees of freedom of the Student-t proposal; default 4.
     max_pareto_k : float
@@ -467,6 +482,6 @@ def _dataset(problem: MirnaProblem, latent: dict, values: dict, S: int) -> xr.Da
     if "corr_isomir" in values:
         content["corr_isomir"] = var(values["corr_isomir"], ("re_term", "re_term_bis"))
         coords["re_term_bis"] = list(problem.re_names)
-    if "dispersion" in values:
-        content["dispersion"] = var(values["dispersion"], ())
+    if "theta" in values:
+        content["theta"] = var(values["theta"], ())
     return xr.Dataset(content, coords=coords)
