@@ -168,3 +168,41 @@ def test_agrees_with_lme4_where_data_are_informative(laplace, shared_dir):
         assert row["converged"], problem.mirna
         assert abs(beta.mean() - estimate) < tolerance * se, (problem.mirna, beta.mean(), estimate, se)
         assert 0.9 < beta.std() / se < 2.5, (problem.mirna, beta.std(), se)
+
+
+def _calls_by_seed(seeds, mirnas=None):
+    """Per seed: (DE calls, usage calls, qvalue, log BF) of bayesmir.fit on the bundled example."""
+    import bayesmir
+    from bayesmir import calls
+
+    data = bayesmir.load_example().filter()
+    out = []
+    for seed in seeds:
+        result = bayesmir.fit(data, seed=seed, progress=False, mirnas=mirnas)
+        mirna, slope = result.mirna_table().set_index("miRNA"), result.slope_table().set_index("miRNA")
+        out.append((calls.de_calls(mirna["qvalue"], mirna["converged"]),
+                    calls.usage_calls(slope["log_bayes_factor"], slope["converged"]),
+                    mirna["qvalue"].to_numpy(), slope["log_bayes_factor"].to_numpy()))
+    return out
+
+
+def _assert_seed_stable(runs):
+    """Issue 12's acceptance rule: identical calls, qvalues within 0.005, log BFs within 0.1."""
+    first = runs[0]
+    for de, usage, qvalue, log_bf in runs[1:]:
+        np.testing.assert_array_equal(de, first[0])
+        np.testing.assert_array_equal(usage, first[1])
+        np.testing.assert_allclose(qvalue, first[2], atol=0.005)
+        np.testing.assert_allclose(log_bf, first[3], atol=0.1)
+
+
+def test_calls_do_not_depend_on_the_seed_three_mirnas():
+    """Fast version of the acceptance test: 2 seeds, 3 miRNAs of the example (one always DE, one
+    that came and went with the seed before the fixed design, one strong usage)."""
+    _assert_seed_stable(_calls_by_seed([0, 1], ["hsa-miR-181c-5p", "hsa-miR-708-5p", "hsa-miR-129-2-3p"]))
+
+
+@pytest.mark.slow
+def test_calls_do_not_depend_on_the_seed_ten_seeds():
+    """Issue 12's acceptance test: ten seeds on the bundled example (16 miRNAs, ~2-3 min)."""
+    _assert_seed_stable(_calls_by_seed(range(10)))
