@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from mirna_sim import TRUTH, simulate_problem
 
-from bayesmir.inference.laplace import LaplaceInference, _systematic_resample
+from bayesmir.inference.laplace import LaplaceInference
+from bayesmir.inference.laplace_posterior import systematic_resample
 from bayesmir.inference.nuts import NutsInference
 from bayesmir.mixture import MIXTURE_GROUP
 from bayesmir.problem import reduced_problem
@@ -79,7 +80,7 @@ def test_systematic_resampling_keeps_each_count_within_one_of_its_expectation():
     rng = np.random.default_rng(0)
     weights = rng.dirichlet(np.full(37, 0.3))
     for size in (10, 1000, 1001):
-        counts = np.bincount(_systematic_resample(weights, size, rng), minlength=weights.size)
+        counts = np.bincount(systematic_resample(weights, size, rng), minlength=weights.size)
         assert counts.sum() == size
         assert np.all(np.abs(counts - size * weights) < 1.0 + 1e-9)
 

@@ -64,13 +64,12 @@ import xarray as xr
 from scipy import optimize, special, stats
 
 from bayesmir import marginal
-from bayesmir.inference import hyper
+from bayesmir.inference import hyper, laplace_posterior
 from bayesmir.inference.base import Inference, data_groups, diagnostics_row
 from bayesmir.mixture import MIXTURE_GROUP
 from bayesmir.problem import MirnaProblem
 
 WIDE_SCALE = 2.5  # scale of the defensive mixture component
-_DRAW_BATCH = 100  # draws vectorised at once (memory ~ batch x latent size x isomiRs)
 FEW_ISOMIRS = 4  # miRNAs with at most this many isomiRs get 2 x n_hyper points (module docstring)
 DEFAULTS = {"draws": 1000, "n_hyper": 128, "t_df": 4.0, "wide_fraction": 0.2, "max_pareto_k": 0.7,
             "max_iterations": 200, "design_seed": 0}
@@ -352,12 +351,12 @@ class LaplaceInference(Inference):
         points, log_w, k_hat, log_evidence, evidence_se, modes = self.importance_sample(
             psi, covariance, value, data, mode, q, self.n_points(problem.n_isomirs))
         weights = np.exp(log_w - special.logsumexp(log_w))
-        params, gaussians, beta_mean, beta_sd = _gaussians_at(jnp.asarray(points), modes, data, q, self.family)
-        chosen = _systematic_resample(weights, int(self.options["draws"]), rng)
+        params, gaussians, beta_mean, beta_sd = laplace_posterior.gaussians_at(jnp.asarray(points), modes, data, q, self.family)
+        chosen = laplace_posterior.systematic_resample(weights, int(self.options["draws"]), rng)
         posterior = self.posterior_draws(problem, data, points, params, gaussians, chosen, q, rng)
         posterior.attrs = {"method": self.name, "family": self.family, "mirna": problem.mirna,
                            "log_marginal_likelihood": log_evidence, "log_marginal_likelihood_se": evidence_se}
-        mixture = _mixture_dataset(problem, weights, np.asarray(beta_mean), np.asarray(beta_sd), points)
+        mixture = laplace_posterior.mixture_dataset(problem, weights, np.asarray(beta_mean), np.asarray(beta_sd), points)
         idata = az.InferenceData(posterior=posterior, **data_groups(problem), **{MIXTURE_GROUP: mixture})
         ess = float(1.0 / np.sum(weights**2))
         problems = []
@@ -375,70 +374,16 @@ class LaplaceInference(Inference):
         """Draws of every contract variable: hyperparameters resampled, latent field Gaussian given them.
 
         ``params`` and ``gaussians`` are the engine parameters and latent Gaussians at ``points``
-        (:func:`_gaussians_at`).
+        (:func:`~bayesmir.inference.laplace_posterior.gaussians_at`).
         """
         S, J = chosen.size, problem.n_isomirs
         normals_g = rng.standard_normal((S, gaussians.g.shape[1]))
         normals_w = rng.standard_normal((S, *gaussians.w.shape[1:]))
-        latent = _latent_draws(params, gaussians, jnp.asarray(chosen), data, normals_g, normals_w)
+        latent = laplace_posterior.latent_draws(params, gaussians, jnp.asarray(chosen), data, normals_g, normals_w)
         latent = {name: np.asarray(value) for name, value in latent.items()}
         latent["isomir_effect"] = latent["isomir_effect"][:, :J]
         values = hyper.constrained(points[chosen], q, self.family)
-        return _dataset(problem, latent, values, S)
-
-
-@partial(jax.jit, static_argnames=("q", "family"))
-def _gaussians_at(points, modes, data, q, family):
-    """Engine parameters, latent Gaussians and ``beta``'s conditional mean and SD at each point.
-
-    ``beta``'s marginal covariance under the latent Gaussian is the leading block of the
-    inverse Schur complement ``S^-1`` (the isomiR blocks integrated out), so its SDs are
-    the column norms of ``chol(S)^-1`` restricted to the first ``p`` columns, scaled by
-    the prior SDs (``g = beta / prior_sd``).
-    """
-    p = data.X.shape[1]
-
-    def one(args):
-        psi, g, w = args
-        params = hyper.to_hyper(psi, q, family)
-        gaussian = marginal.latent_gaussian(params, data, (g, w), family, True)
-        unit = jnp.eye(gaussian.schur_chol.shape[0])[:, :p]
-        inverse_cols = jax.scipy.linalg.solve_triangular(gaussian.schur_chol, unit, lower=True)
-        sd = jnp.sqrt(jnp.sum(inverse_cols**2, axis=0)) * data.prior_sd
-        return params, gaussian, gaussian.g[:p] * data.prior_sd, sd
-
-    return jax.lax.map(one, (points, *modes))
-
-
-@jax.jit
-def _latent_draws(params, gaussians, chosen, data, normals_g, normals_w):
-    """Latent draws for each resampled hyperparameter point from the Gaussians of :func:`_gaussians_at`."""
-    def one(args):
-        index, e_g, e_w = args
-        pick = jax.tree_util.tree_map(lambda leaf: leaf[index], gaussians)
-        draws = marginal.draw_latent(pick, params[index], data, e_g[None], e_w[None], True)
-        return jax.tree_util.tree_map(lambda leaf: leaf[0], draws)
-
-    return jax.lax.map(one, (chosen, normals_g, normals_w), batch_size=_DRAW_BATCH)
-
-
-def _mixture_dataset(problem: MirnaProblem, weights, beta_mean, beta_sd, points) -> xr.Dataset:
-    """The ``mixture`` group: per design point its weight, ``beta``'s conditional mean and SD, and ``psi``."""
-    return xr.Dataset(
-        {"weight": (("point",), np.asarray(weights, dtype=float)),
-         "beta_mean": (("point", "coef"), beta_mean), "beta_sd": (("point", "coef"), beta_sd),
-         "psi": (("point", "psi_dim"), np.asarray(points, dtype=float))},
-        coords={"point": np.arange(weights.size), "coef": list(problem.coef_names),
-                "psi_dim": np.arange(points.shape[1])},
-    )
-
-
-def _systematic_resample(weights: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices drawn by systematic resampling (each point ``floor`` or ``ceil`` of ``size x weight``
-    times, less noise than multinomial draws), in random order."""
-    positions = (rng.random() + np.arange(size)) / size
-    chosen = np.minimum(np.searchsorted(np.cumsum(weights), positions), weights.size - 1)
-    return rng.permutation(chosen)
+        return laplace_posterior.posterior_dataset(problem, latent, values, S)
 
 
 def _log_mean_and_se(log_w: np.ndarray) -> tuple[float, float]:
@@ -462,26 +407,3 @@ def _log_student_t(u: np.ndarray, df: float) -> np.ndarray:
     d = u.shape[1]
     return (special.gammaln((df + d) / 2) - special.gammaln(df / 2) - 0.5 * d * math.log(df * math.pi)
             - 0.5 * (df + d) * np.log1p(np.sum(u**2, axis=1) / df))
-
-
-def _dataset(problem: MirnaProblem, latent: dict, values: dict, S: int) -> xr.Dataset:
-    """Posterior Dataset with one chain and the contract's names, dims and coords."""
-    def var(array, dims):
-        return (("chain", "draw", *dims), np.asarray(array)[None])
-
-    content = {
-        "beta": var(latent["beta"], ("coef",)),
-        "sd_isomir": var(values["sd_isomir"], ("re_term",)),
-        "sd_sample": var(values["sd_sample"], ()),
-        "isomir_effect": var(latent["isomir_effect"], ("isomir", "re_term")),
-        "sample_effect": var(latent["sample_effect"], ("sample",)),
-    }
-    coords = {"chain": [0], "draw": np.arange(S), "coef": list(problem.coef_names),
-              "re_term": list(problem.re_names), "isomir": list(problem.sequences),
-              "sample": list(problem.samples)}
-    if "corr_isomir" in values:
-        content["corr_isomir"] = var(values["corr_isomir"], ("re_term", "re_term_bis"))
-        coords["re_term_bis"] = list(problem.re_names)
-    if "theta" in values:
-        content["theta"] = var(values["theta"], ())
-    return xr.Dataset(content, coords=coords)
