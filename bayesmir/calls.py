@@ -35,7 +35,7 @@ ALPHA = 0.05  # FDR level of the DE and frequentist calls
 USAGE_LOG_BF = math.log(3.0)  # log Bayes factor above which isomiR usage is called
 
 
-def qvalues_from_lfsr(lfsr) -> np.ndarray:
+def bayes_qvalues(lfsr) -> np.ndarray:
     """BH-adjusted two-sided posterior tail probabilities ``BH(min(2 lfsr, 1))``; NaN stay NaN."""
     return benjamini_hochberg(np.minimum(2 * np.asarray(lfsr, dtype=float), 1.0))
 

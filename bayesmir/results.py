@@ -136,7 +136,7 @@ class FitResult:
                 rows.append({"miRNA": mirna, "coef": coef, **coefficient_summary(idata, coef, level, delta)})
         table = pd.DataFrame(rows).reindex(columns=["miRNA", "coef", *summary_columns(delta)])
         by_coef = table.groupby("coef", dropna=False)["lfsr"]
-        table["qvalue"] = by_coef.transform(calls.qvalues_from_lfsr)
+        table["qvalue"] = by_coef.transform(calls.bayes_qvalues)
         table["svalue"] = by_coef.transform(calls.svalues)
         return self._with_flags(table)
 

@@ -57,7 +57,7 @@ def test_rules_by_hand():
         True, False, False, True, False, False]
     # BH of 2 lfsr by hand: p = (0.001, 0.008, 0.002, 0.8, 0.4), NaN not counted (n = 5):
     # sorted 0.001, 0.002, 0.008, 0.4, 0.8 -> x 5/rank = 0.005, 0.005, 0.04/3, 0.5, 0.8 (monotone)
-    np.testing.assert_allclose(calls.qvalues_from_lfsr(MIRNA["lfsr"]),
+    np.testing.assert_allclose(calls.bayes_qvalues(MIRNA["lfsr"]),
                                [0.005, 0.04 / 3, 0.005, 0.8, 0.5, np.nan], rtol=1e-12)
 
 

@@ -182,7 +182,7 @@ def results_section(fit, table: pd.DataFrame) -> dict:
 
 
 def by_lfsr(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows by increasing lfsr, ties (e.g. lfsr = 0) broken by decreasing ``|mean|``."""
+    """Rows by increasing lfsr, ties (e.g. lfsr = 0) broken by decreasing ``|estimate|``."""
     order = table.assign(_size=-table["estimate"].abs())
     order = order.sort_values(["lfsr", "_size"], na_position="last", kind="stable")
     return order.drop(columns="_size")
