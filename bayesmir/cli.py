@@ -45,8 +45,6 @@ app = typer.Typer(
     help="Bayesian, isomiR-aware differential expression of microRNAs.",
 )
 
-LOG_BF_EVIDENCE = math.log(3.0)
-Q_LEVEL = 0.05
 DEFAULT_DELTA = math.log(1.5)
 """Default threshold of P(|logFC| > delta): a 1.5-fold change (natural log)."""
 DEFAULT_LEVEL = 0.95
@@ -181,10 +179,9 @@ def check_level(level: float) -> None:
 
 
 def write_tables(result, run: Path, delta: float, level: float) -> dict:
-    """The run's tables with the CLI's delta and interval level (FitResult.save writes its defaults;
-    its table methods take the threshold as ``delta`` and the interval mass as ``hdi_prob``)."""
-    tables = {"mirna": result.mirna_table(delta=delta, hdi_prob=level),
-              "isomir": result.isomir_table(hdi_prob=level), "slope": result.slope_table(hdi_prob=level)}
+    """The run's tables with the CLI's delta and interval level (FitResult.save writes its defaults)."""
+    tables = {"mirna": result.mirna_table(delta=delta, level=level),
+              "isomir": result.isomir_table(level=level), "slope": result.slope_table(level=level)}
     for name, table in tables.items():
         table.to_csv(run / f"{name}_table.csv", index=False)
     return tables
@@ -223,7 +220,7 @@ def print_top(table, rows: int = 10) -> None:
 
     top = table.sort_values("lfsr", na_position="last", kind="stable").head(rows)
     view = Table(title=f"top {len(top)} miRNAs by lfsr (log fold changes: natural log)")
-    columns = ["miRNA", "coef", "mean", "eti_low", "eti_high", "lfsr", "qvalue", "flag"]
+    columns = ["miRNA", "coef", "estimate", "ci_low", "ci_high", "lfsr", "qvalue", "flag"]
     for column in columns:
         view.add_column(column, justify="left" if column in ("miRNA", "coef", "flag") else "right")
     for _, row in top.iterrows():
@@ -238,15 +235,14 @@ def _cell(value) -> str:
 
 
 def summary_line(result, tables: dict, run: Path) -> str:
-    """``N miRNAs: n DE at q < 0.05, n with isomiR-usage evidence, n flagged; saved to RUN``."""
-    mirna = tables["mirna"]
-    n_de = int(mirna.loc[mirna["qvalue"] < Q_LEVEL, "miRNA"].nunique())
-    slope = tables["slope"]
-    usage = (slope["log_bayes_factor"] > LOG_BF_EVIDENCE) | (slope["p_sd_slope_gt_delta"] > 0.95)
-    n_usage = int(slope.loc[usage, "miRNA"].nunique())
+    """``N miRNAs: n DE, n with isomiR usage, n flagged; saved to RUN`` (rules: :mod:`bayesmir.calls`)."""
+    from bayesmir import calls
+
+    n_de = calls.count_de(tables["mirna"])
+    n_usage = calls.count_usage(tables["slope"])
     n_flagged = int((~result.diagnostics["converged"]).sum())
-    return (f"{len(result.diagnostics)} miRNAs: {n_de} DE at q < {Q_LEVEL}, {n_usage} with isomiR-usage "
-            f"evidence, {n_flagged} flagged fits; saved to {run}")
+    return (f"{len(result.diagnostics)} miRNAs: {n_de} DE (qvalue < {calls.ALPHA}), {n_usage} with isomiR "
+            f"usage (log BF > log 3), {n_flagged} flagged fits (never called); saved to {run}")
 
 
 # ------------------------------------------------------------------ report
@@ -353,7 +349,7 @@ def refit_problems(result, counts: str | None, samples: Path | None, library_siz
     """What --refit fits: the counts given, else the problems stored with the run's posteriors."""
     if counts is not None:
         return load_data(counts, samples, library_size, quiet).subset(mirnas=result.mirnas)
-    from bayesmir.inference.base import problem_from_idata
+    from bayesmir.problem import problem_from_idata
 
     problems = [problem_from_idata(idata, mirna) for mirna, idata in result.posteriors.items()
                 if "observed_data" in idata.groups() and "constant_data" in idata.groups()]

@@ -163,7 +163,7 @@ def pooled_priors(first: FitResult, priors: Priors, family: str = "nb") -> Prior
     updates = {"pooled_log_sd_isomir_mean": sd_isomir[0], "pooled_log_sd_isomir_sd": sd_isomir[1],
                "pooled_log_sd_sample_mean": sd_sample[0], "pooled_log_sd_sample_sd": sd_sample[1]}
     if family == "nb":
-        dispersion = centre_and_scale([float(p["dispersion"].median()) for p in posteriors])
+        dispersion = centre_and_scale([float(p["theta"].median()) for p in posteriors])
         updates.update(pooled_log_dispersion_mean=dispersion[0], pooled_log_dispersion_sd=dispersion[1])
     return dataclasses.replace(priors, **updates)
 

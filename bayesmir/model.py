@@ -44,14 +44,14 @@ from bayesmir.problem import MirnaProblem, padded_counts, reduced_problem
 
 FAMILIES = ("nb", "poisson")
 
-#: Variables every method reports in ``InferenceData.posterior`` (``dispersion``: NB only,
+#: Variables every method reports in ``InferenceData.posterior`` (``theta``, the NB size: NB only,
 #: ``corr_isomir``: q >= 2 only).
 POSTERIOR_VARIABLES = (
     "beta",
     "sd_isomir",
     "corr_isomir",
     "sd_sample",
-    "dispersion",
+    "theta",
     "isomir_effect",
     "sample_effect",
 )
@@ -140,16 +140,16 @@ def build_model(
             + sample_effect[:, None]
             + pt.dot(Z, isomir_effect.T)
         )
-        dispersion = None
+        theta = None
         if family == "nb":
             inv_sqrt = pm.HalfNormal("inv_sqrt_dispersion", priors.inv_sqrt_dispersion_scale)
-            dispersion = pm.Deterministic("dispersion", 1.0 / inv_sqrt**2)
-        pm.Potential("log_likelihood", _log_likelihood(counts, mask, log_mu, dispersion))
+            theta = pm.Deterministic("theta", 1.0 / inv_sqrt**2)
+        pm.Potential("log_likelihood", _log_likelihood(counts, mask, log_mu, theta))
     return model
 
 
-def _log_likelihood(counts, mask, log_mu, dispersion=None):
-    """Sum of the NB (Poisson when ``dispersion`` is None) log-likelihood over unmasked cells.
+def _log_likelihood(counts, mask, log_mu, theta=None):
+    """Sum of the NB (Poisson when ``theta`` is None) log-likelihood over unmasked cells.
 
     Written out rather than through ``pm.logp(pm.NegativeBinomial.dist(...))``, which NUTS
     calls once per leapfrog step: PyMC's form evaluates three ``gammaln`` per cell (and three
@@ -163,12 +163,12 @@ def _log_likelihood(counts, mask, log_mu, dispersion=None):
     ``softplus``; ``exp(log mu)`` overflows only beyond ``log mu = 709``.
     """
     weights = mask[None, :]
-    if dispersion is None:
+    if theta is None:
         return pt.sum(weights * (counts * log_mu - pt.exp(log_mu)))
-    log_theta_mu = pt.log(dispersion + pt.exp(log_mu))
-    cells = pt.gammaln(counts + dispersion) + counts * (log_mu - log_theta_mu) - dispersion * log_theta_mu
+    log_theta_mu = pt.log(theta + pt.exp(log_mu))
+    cells = pt.gammaln(counts + theta) + counts * (log_mu - log_theta_mu) - theta * log_theta_mu
     n_cells = pt.sum(weights) * counts.shape[0]
-    return pt.sum(weights * cells) + n_cells * (dispersion * pt.log(dispersion) - pt.gammaln(dispersion))
+    return pt.sum(weights * cells) + n_cells * (theta * pt.log(theta) - pt.gammaln(theta))
 
 
 def _signed_scale(name: str, scale: float):
@@ -341,7 +341,7 @@ def pointwise_log_likelihood(
     log_mu = linear_predictor(posterior, problem)
     y = problem.counts.astype(float)
     if family == "nb":
-        theta = posterior["dispersion"].values[..., None, None]
+        theta = posterior["theta"].values[..., None, None]
         log_theta_mu = np.logaddexp(np.log(theta), log_mu)
         values = (
             special.gammaln(y + theta) - special.gammaln(theta) - special.gammaln(y + 1)
@@ -367,7 +367,7 @@ def posterior_predictive_draws(
     rng = np.random.default_rng(seed)
     mu = np.exp(linear_predictor(posterior, problem))
     if family == "nb":
-        theta = posterior["dispersion"].values[..., None, None]
+        theta = posterior["theta"].values[..., None, None]
         values = rng.poisson(rng.gamma(theta, mu / theta))
     else:
         values = rng.poisson(mu)

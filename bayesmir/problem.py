@@ -172,3 +172,20 @@ def _mirna_problem(block, mirna: str, samples: list[str], offset: np.ndarray, de
         sequences=[str(s) for s in block["sequence"].to_numpy()], samples=samples, offset=offset,
         X=design.X, Z=design.Z, coef_names=list(design.coef_names), re_names=list(design.re_names),
     )
+
+
+def problem_from_idata(idata, mirna: str = "") -> MirnaProblem:
+    """Rebuild the :class:`MirnaProblem` stored in an InferenceData's ``observed_data``/``constant_data``."""
+    observed = idata.observed_data
+    constant = idata.constant_data
+    return MirnaProblem(
+        mirna=mirna or str(idata.posterior.attrs.get("mirna", "")),
+        counts=observed["count"].transpose("sample", "isomir").values.astype(np.int64),
+        sequences=[str(s) for s in observed["isomir"].values],
+        samples=[str(s) for s in observed["sample"].values],
+        offset=constant["offset"].values,
+        X=constant["X"].transpose("sample", "coef").values,
+        Z=constant["Z"].transpose("sample", "re_term").values,
+        coef_names=[str(s) for s in constant["coef"].values],
+        re_names=[str(s) for s in constant["re_term"].values],
+    )

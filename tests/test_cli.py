@@ -84,8 +84,8 @@ def test_fit_writes_run_tables_and_summary(tmp_path, fake_laplace):
         assert (out / name).is_file(), name
     mirna = pd.read_csv(out / "mirna_table.csv")
     assert len(mirna) == 3 and set(mirna["coef"]) == {"group[T.o]"}
-    n_de = int((mirna["qvalue"] < 0.05).sum())
-    assert f"3 miRNAs: {n_de} DE at q < 0.05" in result.output.strip().splitlines()[-1]
+    n_de = int(((mirna["qvalue"] < 0.05) & mirna["converged"]).sum())
+    assert f"3 miRNAs: {n_de} DE (qvalue < 0.05)" in result.output.strip().splitlines()[-1]
     filters = pd.read_csv(out / "filter_report.csv")
     assert filters["mirnas"].iloc[-1] == 3  # the filters ran with the given thresholds
 
@@ -140,8 +140,8 @@ def test_compare_with_frequentist_csv(tmp_path, fake_laplace):
     out = tmp_path / "run"
     assert runner.invoke(app, ["fit", "example", *SMALL, "--out", str(out), "--quiet"]).exit_code == 0
     mirna = pd.read_csv(out / "mirna_table.csv")
-    table = pd.DataFrame({"miRNA": mirna["miRNA"], "coef": mirna["coef"], "estimate": mirna["mean"],
-                          "se": 0.3, "ci_low": mirna["mean"] - 0.6, "ci_high": mirna["mean"] + 0.6,
+    table = pd.DataFrame({"miRNA": mirna["miRNA"], "coef": mirna["coef"], "estimate": mirna["estimate"],
+                          "se": 0.3, "ci_low": mirna["estimate"] - 0.6, "ci_high": mirna["estimate"] + 0.6,
                           "wald_p": 0.5, "lrt_p_mixture": 0.5, "converged": True, "singular": False})
     table.to_csv(tmp_path / "freq.csv", index=False)
     result = runner.invoke(app, ["compare", str(out), "--frequentist", str(tmp_path / "freq.csv")])

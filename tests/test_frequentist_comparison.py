@@ -23,17 +23,18 @@ def bayes_table() -> pd.DataFrame:
         ("m5", -0.80, 0.20, 0.001, 0.001),  # opposite sign to the frequentist estimate
         ("m6", 0.90, 0.20, 0.001, 0.001),  # not in the frequentist table
     ]
-    table = pd.DataFrame(rows, columns=["miRNA", "mean", "sd", "lfsr", "qvalue"])
+    table = pd.DataFrame(rows, columns=["miRNA", "estimate", "sd", "lfsr", "qvalue"])
     table.insert(1, "coef", COEF)
-    table["eti_low"] = table["mean"] - 1.96 * table["sd"]
-    table["eti_high"] = table["mean"] + 1.96 * table["sd"]
+    table["ci_low"] = table["estimate"] - 1.96 * table["sd"]
+    table["ci_high"] = table["estimate"] + 1.96 * table["sd"]
     table["converged"] = True
     return table
 
 
 def freq_table() -> pd.DataFrame:
-    """Frequentist contract rows. BH over 6 p-values: m1 6e-6, m3 3e-5, m5 2e-4, m2 0.75, m4 0.9,
-    m7 0.9, so the frequentist calls are m1, m3, m5."""
+    """Frequentist contract rows. BH over the Bayesian run's miRNAs with a p-value (m1-m5; m7 is
+    not in the run): m1 5e-6, m3 2.5e-5, m5 1e-4 x 5/3, m2 0.625, m4 0.8, so the frequentist calls
+    are m1, m3, m5. LRT p BH over m1-m5: m1 0.005, m2 0.025, m4 0.02 x 5/3, m3 0.625, m5 0.9."""
     rows = [
         ("m1", 0.95, 0.10, 1e-6, 0.001, False),
         ("m2", 0.20, 0.30, 0.5, 0.01, False),
@@ -60,9 +61,9 @@ class FakeFit:
         return pd.DataFrame({
             "miRNA": ["m1", "m2", "m3", "m4", "m5", "m6"], "term": COEF,
             "sd_slope_median": [0.5, 0.05, 0.4, 0.3, 0.02, 0.1],
-            # slope calls (log BF > log 3): m1, m3, m4 (Savage-Dickey fallback)
+            # slope calls (log BF > log 3): m1, m3; m4 has no Bayes factor (no call)
             "log_bayes_factor": [5.0, 0.1, 3.0, np.nan, -1.0, 0.0],
-            "log_bf_savage_dickey": [4.0, 0.0, 2.5, 2.0, -1.0, 0.0],
+            "converged": True,
         })
 
 
@@ -91,9 +92,13 @@ def test_disagreements_are_flagged_with_their_reason(result):
 def test_bh_adjustment_differences_and_width_ratio(result):
     table = result.table.set_index("miRNA")
     # BH by hand (see freq_table): exact up to float rounding
-    expected = {"m1": 6e-6, "m2": 0.75, "m3": 3e-5, "m4": 0.9, "m5": 2e-4, "m7": 0.9}
+    expected = {"m1": 5e-6, "m2": 0.625, "m3": 2.5e-5, "m4": 0.8, "m5": 1e-4 * 5 / 3}
     for mirna, value in expected.items():
-        assert table.loc[mirna, "padj_freq"] == pytest.approx(value, rel=1e-12)
+        assert table.loc[mirna, "qvalue_freq"] == pytest.approx(value, rel=1e-12)
+    assert np.isnan(table.loc["m7", "qvalue_freq"])  # not in the run: neither adjusted nor called
+    expected = {"m1": 0.005, "m2": 0.025, "m3": 0.625, "m4": 0.02 * 5 / 3, "m5": 0.9}
+    for mirna, value in expected.items():
+        assert table.loc[mirna, "qvalue_lrt"] == pytest.approx(value, rel=1e-12)
     assert table.loc["m1", "difference"] == pytest.approx(0.05, abs=1e-12)
     # widths 2*1.96*sd: Bayes 0.2 / freq 0.1 -> 2
     assert table.loc["m1", "width_ratio"] == pytest.approx(2.0, rel=1e-12)
@@ -120,14 +125,14 @@ def test_summary_counts_kappa_and_correlations(result):
 
 def test_slope_evidence_against_lrt(result):
     table = result.table.set_index("miRNA")
-    # Bayes slope calls m1, m3, m4 (m4 through Savage-Dickey); LRT p < 0.05: m1, m2, m4
+    # Bayes slope calls m1, m3 (m4: no Bayes factor, NA); LRT qvalue < 0.05: m1, m2, m4
     assert table.loc[["m1", "m2", "m3", "m4", "m5"], "slope_call_bayes"].tolist() == [
-        True, False, True, True, False]
+        True, False, True, pd.NA, False]
     assert table.loc[["m1", "m2", "m3", "m4", "m5"], "slope_call_freq"].tolist() == [
         True, True, False, True, False]
     assert table.loc[["m1", "m2", "m3", "m4", "m5"], "slope_disagree"].tolist() == [
         False, True, True, False, False]
-    assert result.summary["slope_n_both"] == 2 and result.summary["slope_n_neither"] == 1
+    assert result.summary["slope_n_both"] == 1 and result.summary["slope_n_neither"] == 1
 
 
 def test_plain_table_aggregated_p_and_r_coef_names():
@@ -185,8 +190,8 @@ def test_compare_runs_against_r_results(test_data_dir):
     freq = import_r_results(test_data_dir / "sim_monocyte_scale" / "lme4_glmer_nb.csv")
     shift = np.linspace(-0.01, 0.01, len(freq))
     bayes = pd.DataFrame({
-        "miRNA": freq["miRNA"], "coef": "group[T.ctrl]", "mean": freq["estimate"] + shift,
-        "sd": freq["se"], "eti_low": freq["ci_low"] + shift, "eti_high": freq["ci_high"] + shift,
+        "miRNA": freq["miRNA"], "coef": "group[T.ctrl]", "estimate": freq["estimate"] + shift,
+        "sd": freq["se"], "ci_low": freq["ci_low"] + shift, "ci_high": freq["ci_high"] + shift,
         "lfsr": 0.5, "qvalue": 0.5,
     })
     out = compare(bayes, freq)
@@ -202,3 +207,25 @@ def test_import_r_results_names_the_missing_column_and_file(tmp_path):
         import_r_results(path)
     with pytest.raises(InputError, match="nothing.csv"):
         import_r_results(tmp_path / "nothing.csv")
+
+
+def test_unconverged_fits_are_adjusted_but_never_called():
+    """m1 is a clear call on both sides; with either fit unconverged it is no longer called, and
+    the other miRNAs' q-values do not change (it stays in the BH set)."""
+    bayes, freq = bayes_table(), freq_table()
+    base = compare(bayes, freq).table.set_index("miRNA")
+    bayes.loc[bayes["miRNA"] == "m1", "converged"] = False
+    freq.loc[freq["miRNA"] == "m1", "converged"] = False
+    out = compare(bayes, freq).table.set_index("miRNA")
+    assert not out.loc["m1", "call_bayes"] and not out.loc["m1", "call_freq"]
+    pd.testing.assert_series_equal(out["qvalue_freq"], base["qvalue_freq"])
+
+
+def test_import_r_results_uses_the_boundary_mixture_for_one_df(tmp_path):
+    """lrt_df = 1: 0.5 point mass at 0 + 0.5 chi2(1), so p(3) = 0.5 * P(chi2_1 > 3) = 0.0416
+    (lrt.mixture_pvalue); the old formula gave NaN (chi2 with 0 df)."""
+    path = tmp_path / "r.csv"
+    pd.DataFrame({"miRNA": ["a"], "logFC": [0.1], "SE": [0.2], "lrt_stat": [3.0], "lrt_df": [1]}).to_csv(
+        path, index=False)
+    table = import_r_results(path)
+    assert table.loc[0, "lrt_p_mixture"] == pytest.approx(0.5 * 0.08326451666355039, rel=1e-9)

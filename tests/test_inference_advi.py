@@ -17,7 +17,7 @@ def test_advi_contract_and_rough_location():
     problem = simulate_problem(12, 8, seed=1)
     idata, row = get_method("advi", iterations=20_000, draws=500).fit_one(problem, seed=3)
     post = idata.posterior
-    assert set(post.data_vars) == {"beta", "sd_isomir", "corr_isomir", "sd_sample", "dispersion",
+    assert set(post.data_vars) == {"beta", "sd_isomir", "corr_isomir", "sd_sample", "theta",
                                    "isomir_effect", "sample_effect"}
     assert post["isomir_effect"].dims == ("chain", "draw", "isomir", "re_term")
     assert post["isomir"].values.tolist() == problem.sequences

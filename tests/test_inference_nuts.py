@@ -52,7 +52,7 @@ def test_posterior_names_and_dims_follow_contract(first_fit):
     expected = {
         "beta": ("chain", "draw", "coef"), "sd_isomir": ("chain", "draw", "re_term"),
         "corr_isomir": ("chain", "draw", "re_term", "re_term_bis"), "sd_sample": ("chain", "draw"),
-        "dispersion": ("chain", "draw"), "isomir_effect": ("chain", "draw", "isomir", "re_term"),
+        "theta": ("chain", "draw"), "isomir_effect": ("chain", "draw", "isomir", "re_term"),
         "sample_effect": ("chain", "draw", "sample"),
     }
     assert {name: post[name].dims for name in post.data_vars} == expected

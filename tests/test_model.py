@@ -34,10 +34,10 @@ def test_model_variables_follow_contract(problem):
         "isomir_effect": ("isomir", "re_term"), "sample_effect": ("sample",),
     }.items():
         assert model.named_vars_to_dims[name] == dims
-    assert {"sd_sample", "dispersion"} <= set(model.named_vars)
+    assert {"sd_sample", "theta"} <= set(model.named_vars)
     assert model.coords["coef"] == tuple(problem.coef_names)
     reduced = build_model(problem, Priors(), "poisson", random_slope=False)
-    assert "corr_isomir" not in reduced.named_vars and "dispersion" not in reduced.named_vars
+    assert "corr_isomir" not in reduced.named_vars and "theta" not in reduced.named_vars
     assert reduced.coords["re_term"] == ("Intercept",)
 
 
@@ -67,10 +67,10 @@ def _function(model, outputs):
 
 def _posterior_from_model(model, point, problem):
     """Deterministics of ``model`` at ``point`` as a one-draw posterior Dataset."""
-    names = ["beta", "sample_effect", "isomir_effect", "dispersion"]
+    names = ["beta", "sample_effect", "isomir_effect", "theta"]
     values = dict(zip(names, _function(model, [model[n] for n in names])(point)))
     dims = {"beta": ("coef",), "sample_effect": ("sample",), "isomir_effect": ("isomir", "re_term"),
-            "dispersion": ()}
+            "theta": ()}
     return xr.Dataset(
         {n: (("chain", "draw", *dims[n]), np.asarray(values[n])[None, None]) for n in names},
         coords={"chain": [0], "draw": [0], "isomir": problem.sequences},
@@ -87,7 +87,7 @@ def test_pointwise_log_likelihood_matches_scipy_and_model(problem):
     log_mu = (problem.offset + problem.X @ values["beta"] + values["sample_effect"])[:, None] + (
         problem.Z @ values["isomir_effect"].T
     )
-    theta = float(values["dispersion"])
+    theta = float(values["theta"])
     mu = np.exp(log_mu)
     reference = stats.nbinom.logpmf(problem.counts, theta, theta / (theta + mu))
     np.testing.assert_allclose(loglik, reference, rtol=1e-9, atol=1e-9)
@@ -106,7 +106,7 @@ def test_posterior_predictive_mean_matches_mu(problem):
         (problem.offset + problem.X @ values["beta"] + values["sample_effect"])[:, None]
         + problem.Z @ values["isomir_effect"].T
     )
-    theta = float(values["dispersion"])
+    theta = float(values["theta"])
     se = np.sqrt((mu + mu**2 / theta) / 4000)
     assert np.all(np.abs(replicated.mean(axis=0) - mu) < 5 * se)
 

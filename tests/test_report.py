@@ -46,7 +46,7 @@ class FakeFullInference(Inference):
                 "beta": (("chain", "draw", "coef"), beta),
                 "sd_isomir": (("chain", "draw", "re_term"), np.abs(rng.normal(0.5, 0.2, (*shape, q)))),
                 "sd_sample": (("chain", "draw"), np.abs(rng.normal(0.2, 0.05, shape))),
-                "dispersion": (("chain", "draw"), np.abs(rng.normal(10, 1, shape))),
+                "theta": (("chain", "draw"), np.abs(rng.normal(10, 1, shape))),
                 "isomir_effect": (("chain", "draw", "isomir", "re_term"), rng.normal(0, 0.3, (*shape, J, q))),
                 "sample_effect": (("chain", "draw", "sample"), rng.normal(0, 0.1, (*shape, n))),
             },
@@ -97,10 +97,10 @@ def parse(path) -> Collector:
 def frequentist_table(fit) -> pd.DataFrame:
     """Frequentist-like numbers: the Bayesian mean shifted, so signs and some calls differ."""
     table = fit.mirna_table()
-    table = table[table["mean"].notna()]
+    table = table[table["estimate"].notna()]
     return pd.DataFrame({
-        "miRNA": table["miRNA"], "coef": table["coef"], "estimate": table["mean"] + 0.05,
-        "se": table["sd"], "ci_low": table["mean"] - 0.5, "ci_high": table["mean"] + 0.5,
+        "miRNA": table["miRNA"], "coef": table["coef"], "estimate": table["estimate"] + 0.05,
+        "se": table["sd"], "ci_low": table["estimate"] - 0.5, "ci_high": table["estimate"] + 0.5,
         "wald_p": np.where(table["miRNA"] == "mir-1", 0.001, 0.5),
         "lrt_p_mixture": np.where(table["miRNA"] == "mir-4", 0.001, 0.6),
         "converged": True, "singular": False,
@@ -148,18 +148,24 @@ def test_frequentist_section_only_when_given(fit, tmp_path):
 
 
 def test_disagreements_follow_the_calls():
-    """Hand-made merged rows: DE called by Bayes only, slopes by the LRT only, one agreement."""
-    mirnas = pd.DataFrame({"miRNA": ["a", "b"], "coef": "g", "mean": [1.0, 0.0], "eti_low": [0.5, -1],
-                           "eti_high": [1.5, 1], "lfsr": [0.001, 0.4], "qvalue": [0.001, 0.2],
-                           "converged": True})
-    slopes = pd.DataFrame({"miRNA": ["a", "b"], "sd_slope_median": [0.1, 0.1],
-                           "p_sd_slope_gt_delta": [0.5, 0.5], "log_bayes_factor": [-1.0, 2.0]})
+    """Hand-made rows: DE called by Bayes only, slopes by the LRT only, one agreement."""
+
+    class Fit:
+        def mirna_table(self):
+            return pd.DataFrame({"miRNA": ["a", "b"], "coef": "g", "estimate": [1.0, 0.0], "sd": 0.3,
+                                 "ci_low": [0.5, -1], "ci_high": [1.5, 1], "lfsr": [0.001, 0.4],
+                                 "qvalue": [0.001, 0.2], "converged": True})
+
+        def slope_table(self):
+            return pd.DataFrame({"miRNA": ["a", "b"], "sd_slope_median": [0.1, 0.1],
+                                 "log_bayes_factor": [-1.0, 2.0], "converged": True})
+
     frequentist = pd.DataFrame({"miRNA": ["a", "b"], "coef": "g", "estimate": [1.0, 0.0], "se": 0.5,
                                 "ci_low": 0, "ci_high": 1, "wald_p": [0.5, 0.9], "lrt_p_mixture": [0.01, 0.01],
                                 "converged": True})
-    table = disagreements(merged_table(mirnas, slopes, frequentist))
+    table = disagreements(merged_table(Fit(), frequentist))
     got = set(zip(table["miRNA"], table["question"], table["bayesian"]))
-    assert got == {("a", "differential expression", "yes"), ("a", "isomiR-specific slopes", "no")}
+    assert got == {("a", "differential expression", "yes"), ("a", "isomiR usage", "no")}
 
 
 def test_no_figures_left_open(fit, tmp_path):

@@ -11,8 +11,10 @@ import pytest
 import xarray as xr
 from scipy import stats
 
+from bayesmir.calls import svalues
 from bayesmir.inference.base import diagnostics_row
-from bayesmir.results import FitResult, load_fit, qvalues_from_lfsr, savage_dickey_log_bf
+from bayesmir.mixture import MIXTURE_GROUP
+from bayesmir.results import FitResult, load_fit
 
 CHAINS, DRAWS = 4, 2000
 N = CHAINS * DRAWS
@@ -64,13 +66,20 @@ def test_mirna_table_matches_normal_theory(result):
     for mirna, (mu, sd) in result.truths.items():
         row = table.loc[mirna]
         assert row["coef"] == "group[T.b]"
-        assert abs(row["mean"] - mu) < 5 * sd / math.sqrt(N)
+        assert abs(row["estimate"] - mu) < 5 * sd / math.sqrt(N)
         expected_lfsr = stats.norm.cdf(-abs(mu) / sd)
         assert abs(row["lfsr"] - expected_lfsr) < 5 * math.sqrt(expected_lfsr * (1 - expected_lfsr) / N) + 1e-9
         p_gt = stats.norm.cdf((-0.2 - mu) / sd) + stats.norm.sf((0.2 - mu) / sd)
-        assert abs(row["p_abs_gt_delta"] - p_gt) < 5 * math.sqrt(p_gt * (1 - p_gt) / N)
-        for column, z in [("eti_low", -1.96), ("eti_high", 1.96), ("hdi_low", -1.96), ("hdi_high", 1.96)]:
+        assert abs(row["p_abs_gt_0.200"] - p_gt) < 5 * math.sqrt(p_gt * (1 - p_gt) / N)
+        for column, z in [("ci_low", -1.96), ("ci_high", 1.96), ("hdi_low", -1.96), ("hdi_high", 1.96)]:
             assert abs(row[column] - (mu + z * sd)) < 0.15 * sd, column
+        # ArviZ's MCSE of independent draws: quantile SE ~ sqrt(p(1-p)/N)/density ~ 0.025 sd here,
+        # an indicator mean's ~ sqrt(p(1-p)/N); within a factor 2 of the iid values
+        iid = math.sqrt(0.025 * 0.975 / N) / stats.norm.pdf(1.96) * sd
+        assert 0.5 * iid < row["ci_low_se"] < 2 * iid
+        if expected_lfsr > 1e-3:
+            iid = math.sqrt(expected_lfsr * (1 - expected_lfsr) / N)
+            assert 0.5 * iid < row["lfsr_se"] < 2 * iid
         assert row["n_isomirs"] == 3 and row["n_samples"] == 10
     assert table.loc["mir-a", "flag"] == "" and table.loc["mir-a", "converged"]
     assert table.loc["mir-c", "flag"].startswith("not converged") and not table.loc["mir-c", "converged"]
@@ -79,11 +88,11 @@ def test_mirna_table_matches_normal_theory(result):
 
 def test_svalue_is_running_mean_of_sorted_lfsr(result):
     """Hand-computed: lfsr (0.3, 0.01, NaN, 0.1) -> sorted 0.01, 0.1, 0.3 -> s 0.01, 0.055, 0.41/3."""
-    s = qvalues_from_lfsr([0.3, 0.01, np.nan, 0.1])
+    s = svalues([0.3, 0.01, np.nan, 0.1])
     np.testing.assert_allclose(s, [0.41 / 3, 0.01, np.nan, 0.055], rtol=1e-12)
     table = result.mirna_table()
     finite = table.dropna(subset=["lfsr"])
-    np.testing.assert_allclose(finite["svalue"], qvalues_from_lfsr(finite["lfsr"]), rtol=1e-12)
+    np.testing.assert_allclose(finite["svalue"], svalues(finite["lfsr"]), rtol=1e-12)
 
 
 def test_qvalue_is_bh_of_twice_lfsr():
@@ -98,25 +107,20 @@ def test_isomir_table_shares_and_fold_changes(result):
     log fold change = beta + deviation (means add exactly); deviation means 0, 0.1, 0.2 within 5 SE."""
     table = result.isomir_table()
     one = table[table["miRNA"] == "mir-a"].set_index("sequence")
-    np.testing.assert_allclose(one["baseline_share_mean"], [1 / 6, 2 / 6, 3 / 6], rtol=1e-12)
+    np.testing.assert_allclose(one["baseline_share_estimate"], [1 / 6, 2 / 6, 3 / 6], rtol=1e-12)
     beta_mean = result.posteriors["mir-a"].posterior["beta"].sel(coef="group[T.b]").mean().item()
-    np.testing.assert_allclose(one["logfc_mean"], beta_mean + one["deviation_mean"], rtol=1e-9)
-    np.testing.assert_allclose(one["deviation_mean"], [0.0, 0.1, 0.2], atol=5 * 0.05 / math.sqrt(N))
+    np.testing.assert_allclose(one["logfc_estimate"], beta_mean + one["deviation_estimate"], rtol=1e-9)
+    np.testing.assert_allclose(one["deviation_estimate"], [0.0, 0.1, 0.2], atol=5 * 0.05 / math.sqrt(N))
     assert table[table["miRNA"] == "mir-fail"]["flag"].iloc[0].startswith("failed")
 
 
-def test_savage_dickey_is_zero_when_posterior_equals_prior():
-    """Draws from the half-normal prior itself: log BF = 0 up to KDE error (0.15 at n = 8000)."""
-    draws = np.abs(np.random.default_rng(3).normal(0, 1.0, N))
-    assert abs(savage_dickey_log_bf(draws, prior_scale=1.0)) < 0.15
-    away = np.random.default_rng(4).normal(0.8, 0.1, N)  # posterior far from 0: strong evidence
-    assert savage_dickey_log_bf(away, prior_scale=1.0) > 5
-
-
 def test_slope_table_bayes_factor_and_elpd_conventions():
-    """log_bayes_factor = difference of the attrs; identical full/reduced fits give ELPD diff 0."""
+    """log_bayes_factor = difference of the attrs, its SE the root sum of squares of theirs;
+    identical full/reduced fits give ELPD diff 0."""
     full = hand_made_idata(0.5, 0.2, seed=1, lml=-100.0)
     reduced = hand_made_idata(0.5, 0.2, seed=1, lml=-103.5)
+    full.posterior.attrs["log_marginal_likelihood_se"] = 0.3
+    reduced.posterior.attrs["log_marginal_likelihood_se"] = 0.4
     loglik = xr.Dataset({"count": (("chain", "draw", "obs"), np.random.default_rng(0).normal(-2, 0.1, (CHAINS, DRAWS, 5)))})
     full.add_groups(log_likelihood=loglik)
     reduced.add_groups(log_likelihood=loglik)
@@ -124,9 +128,10 @@ def test_slope_table_bayes_factor_and_elpd_conventions():
     fit = FitResult({"m": full}, rows, {"m": reduced}, rows, options={"priors": {"sd_slope_scale": 1.0}})
     row = fit.slope_table(delta=0.5).iloc[0]
     assert row["log_bayes_factor"] == pytest.approx(3.5, abs=1e-12)
+    assert row["log_bayes_factor_se"] == pytest.approx(0.5, abs=1e-12)
     assert row["elpd_diff"] == pytest.approx(0.0, abs=1e-9) and row["elpd_diff_se"] == pytest.approx(0.0, abs=1e-9)
     sd = full.posterior["sd_isomir"].sel(re_term="group[T.b]").values
-    assert row["p_sd_slope_gt_delta"] == pytest.approx(np.mean(sd > 0.5), abs=1e-12)
+    assert row["p_sd_slope_gt_0.500"] == pytest.approx(np.mean(sd > 0.5), abs=1e-12)
     assert row["term"] == "group[T.b]" and row["converged"]
 
 
@@ -157,3 +162,24 @@ def test_saved_tables_include_a_run_where_every_fit_failed(tmp_path):
         table = pd.read_csv(path / f"{name}_table.csv")
         assert list(table["miRNA"]) == ["mir-x"]
         assert table["flag"].str.startswith("failed").all()
+
+
+def test_mixture_group_is_summarised_exactly_and_survives_netcdf(tmp_path):
+    """A fit with a ``mixture`` group is summarised from it, not from its draws: two equal-weight
+    components N(-1, 0.5^2), N(1, 0.5^2) give mean 0, sd sqrt(1.25), median 0, lfsr 0.5 exactly,
+    whatever the (deliberately wrong) draws say; after a netCDF round trip too."""
+    idata = hand_made_idata(5.0, 0.1, seed=0)
+    mixture = xr.Dataset(
+        {"weight": (("point",), [0.5, 0.5]),
+         "beta_mean": (("point", "coef"), [[0.0, -1.0], [0.0, 1.0]]),
+         "beta_sd": (("point", "coef"), [[1.0, 0.5], [1.0, 0.5]])},
+        coords={"point": [0, 1], "coef": COEFS})
+    idata.add_groups({MIXTURE_GROUP: mixture}, warn_on_custom_groups=False)
+    idata.to_netcdf(str(tmp_path / "m.nc"))
+    idata = az.from_netcdf(str(tmp_path / "m.nc"))
+    fit = FitResult({"m": idata}, [diagnostics_row("m", "hand", converged=True)])
+    row = fit.mirna_table().iloc[0]
+    assert row["estimate"] == pytest.approx(0.0, abs=1e-12)
+    assert row["sd"] == pytest.approx(math.sqrt(1.25), abs=1e-12)
+    assert row["median"] == pytest.approx(0.0, abs=1e-8)
+    assert row["lfsr"] == pytest.approx(0.5, abs=1e-12)

@@ -5,13 +5,16 @@ a frequentist table (``fit_frequentist``/``lrt``, ``fit_aggregated`` for one met
 :func:`import_r_results` of a CSV written by miRglmm / lme4 ``glmer.nb``) and returns a
 :class:`ComparisonResult`: a per-miRNA ``table`` and a ``summary`` dict.
 
-Calls at level ``alpha`` (default 0.05):
+Calls are those of :mod:`bayesmir.calls` (one rule each, used by the CLI and the report
+too), at level ``alpha`` (default 0.05), with every Benjamini-Hochberg adjustment over the
+same set: the miRNAs of the Bayesian run (frequentist rows of other miRNAs are shown but
+neither adjusted nor called):
 
-- Bayesian: ``qvalue < alpha`` (BH on the posterior two-sided tail probability ``2 lfsr``);
-- frequentist: Benjamini-Hochberg-adjusted Wald p (over the frequentist table) ``< alpha``;
-- isomiR slopes: Bayesian when ``log_bayes_factor`` (else Savage-Dickey's) exceeds
-  ``log(3)`` ("positive" evidence, Kass & Raftery); frequentist when the LRT p
-  (``lrt_p_mixture``, else ``lrt_p_naive``) is below ``alpha``, unadjusted as in miRglmm.
+- DE: Bayesian ``qvalue_bayes < alpha`` (the run's ``qvalue``), frequentist
+  ``qvalue_freq < alpha`` (BH of the Wald p);
+- isomiR usage: Bayesian ``log_bayes_factor > log 3``, frequentist ``qvalue_lrt < alpha``
+  (BH of the LRT p, ``lrt_p_mixture`` else ``lrt_p_naive``);
+- a fit that did not converge is never called.
 
 A miRNA is flagged ``disagree`` when both tables have it and the calls differ, or both call
 it with opposite signs; ``reason`` says which, and notes fits that did not converge or are
@@ -27,11 +30,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bayesmir import calls
 from bayesmir.errors import InputError
 from bayesmir.fdr import benjamini_hochberg
+from bayesmir.frequentist.lrt import mixture_pvalue
 
-SLOPE_LOG_BF = float(np.log(3.0))
-"""Log Bayes factor above which the Bayesian side calls an isomiR-specific slope."""
 Z_95 = stats.norm.ppf(0.975)
 
 # contract column -> accepted names in an R results file (first found wins; case-insensitive)
@@ -76,13 +79,13 @@ class ComparisonResult:
     Attributes
     ----------
     table : pandas.DataFrame
-        One row per miRNA (outer join): ``miRNA, coef, estimate_bayes, sd_bayes, eti_low,
-        eti_high, lfsr, qvalue, estimate_freq, se_freq, ci_low_freq, ci_high_freq, wald_p,
-        padj_freq, difference`` (Bayes - frequentist), ``width_ratio`` (95% interval widths,
-        Bayes / frequentist), ``sign_agree, call_bayes, call_freq, disagree, reason,
+        One row per miRNA (outer join): ``miRNA, coef, estimate_bayes, sd_bayes, ci_low_bayes,
+        ci_high_bayes, lfsr, qvalue_bayes, estimate_freq, se_freq, ci_low_freq, ci_high_freq,
+        wald_p, qvalue_freq, difference`` (Bayes - frequentist), ``width_ratio`` (95% interval
+        widths, Bayes / frequentist), ``sign_agree, call_bayes, call_freq, disagree, reason,
         converged_bayes, converged_freq, singular``, and slope evidence ``sd_slope_bayes,
-        log_bayes_factor, sd_slope_freq, lrt_p, slope_call_bayes, slope_call_freq,
-        slope_disagree``.
+        log_bayes_factor, converged_slope_bayes, sd_slope_freq, lrt_p, qvalue_lrt,
+        slope_call_bayes, slope_call_freq, slope_disagree``.
     summary : dict
         ``n_mirnas`` (in both tables), ``pearson``, ``spearman`` (of the estimates),
         ``median_difference``, ``median_width_ratio``, call counts ``n_both, n_bayes_only,
@@ -125,8 +128,11 @@ def compare(fit, freq: pd.DataFrame, coef: str | None = None, alpha: float = 0.0
     """
     bayes = _bayes_side(fit, coef)
     coef = str(bayes["coef"].iloc[0]) if len(bayes) else coef
-    table = pd.merge(bayes, _freq_side(freq, coef, alpha), on="miRNA", how="outer", sort=True)
+    table = pd.merge(bayes, _freq_side(freq, coef), on="miRNA", how="outer", sort=True)
     table["coef"] = coef
+    in_run = table["miRNA"].isin(bayes["miRNA"])
+    table["qvalue_freq"] = benjamini_hochberg(table["wald_p"].where(in_run))
+    table["qvalue_lrt"] = benjamini_hochberg(table["lrt_p"].where(in_run))
     table = _with_comparisons(table, alpha)
     return ComparisonResult(table=table, summary=_summary(table))
 
@@ -134,16 +140,16 @@ def compare(fit, freq: pd.DataFrame, coef: str | None = None, alpha: float = 0.0
 def _bayes_side(fit, coef: str | None) -> pd.DataFrame:
     """Bayesian columns per miRNA: estimate, interval, lfsr/qvalue, slope evidence."""
     table = fit if isinstance(fit, pd.DataFrame) else fit.mirna_table()
-    _require(table, ["miRNA", "coef", "mean", "sd", "eti_low", "eti_high", "lfsr"], "Bayesian table")
+    _require(table, ["miRNA", "coef", "estimate", "sd", "ci_low", "ci_high", "lfsr", "qvalue"], "Bayesian table")
     chosen = coef if coef is not None else (table["coef"].iloc[0] if len(table) else None)
     table = table[table["coef"].map(_coef_key) == _coef_key(chosen)]
     if table.empty:
         raise InputError(f"compare: coefficient {chosen!r} is not in the Bayesian table")
     side = pd.DataFrame({
         "miRNA": table["miRNA"].astype(str), "coef": table["coef"].astype(str),
-        "estimate_bayes": table["mean"], "sd_bayes": table["sd"],
-        "eti_low": table["eti_low"], "eti_high": table["eti_high"], "lfsr": table["lfsr"],
-        "qvalue": table.get("qvalue", pd.Series(np.nan, index=table.index)),
+        "estimate_bayes": table["estimate"], "sd_bayes": table["sd"],
+        "ci_low_bayes": table["ci_low"], "ci_high_bayes": table["ci_high"], "lfsr": table["lfsr"],
+        "qvalue_bayes": table["qvalue"],
         "converged_bayes": table.get("converged", pd.Series(True, index=table.index)),
     })
     slopes = _slope_side(fit)
@@ -158,18 +164,16 @@ def _slope_side(fit) -> pd.DataFrame | None:
     if table is None or table.empty:
         return None
     table = table.drop_duplicates("miRNA")
-    log_bf = table.get("log_bayes_factor", pd.Series(np.nan, index=table.index))
-    if "log_bf_savage_dickey" in table:
-        log_bf = log_bf.fillna(table["log_bf_savage_dickey"])
     return pd.DataFrame({
         "miRNA": table["miRNA"].astype(str),
         "sd_slope_bayes": table.get("sd_slope_median", pd.Series(np.nan, index=table.index)),
-        "log_bayes_factor": log_bf,
+        "log_bayes_factor": table.get("log_bayes_factor", pd.Series(np.nan, index=table.index)),
+        "converged_slope_bayes": table["converged"],
     })
 
 
-def _freq_side(freq: pd.DataFrame, coef: str | None, alpha: float) -> pd.DataFrame:
-    """Frequentist columns per miRNA for ``coef``, with BH-adjusted Wald p."""
+def _freq_side(freq: pd.DataFrame, coef: str | None) -> pd.DataFrame:
+    """Frequentist columns per miRNA for ``coef`` (adjusted later, over the Bayesian run's miRNAs)."""
     freq = freq.rename(columns={"p": "wald_p"}) if "wald_p" not in freq and "p" in freq else freq
     _require(freq, ["miRNA", "estimate", "se", "wald_p"], "frequentist table")
     if "method" in freq and freq["method"].nunique() > 1:
@@ -186,14 +190,13 @@ def _freq_side(freq: pd.DataFrame, coef: str | None, alpha: float) -> pd.DataFra
             )
         freq = freq[keys == _coef_key(coef)]
     wald_p = freq["wald_p"].to_numpy(dtype=float)
-    padj = benjamini_hochberg(wald_p)
     estimate, se = freq["estimate"].astype(float), freq["se"].astype(float)
     lrt_p, sd_slope = _lrt_p(freq), freq.get("sd_slope", pd.Series(np.nan, index=freq.index))
     return pd.DataFrame({
         "miRNA": freq["miRNA"].astype(str), "estimate_freq": estimate, "se_freq": se,
         "ci_low_freq": freq.get("ci_low", estimate - Z_95 * se),
         "ci_high_freq": freq.get("ci_high", estimate + Z_95 * se),
-        "wald_p": wald_p, "padj_freq": padj,
+        "wald_p": wald_p,
         "converged_freq": freq.get("converged", pd.Series(True, index=freq.index)),
         "singular": freq.get("singular", pd.Series(False, index=freq.index)),
         "sd_slope_freq": sd_slope, "lrt_p": lrt_p,
@@ -211,20 +214,22 @@ def _with_comparisons(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
     """Differences, interval width ratio, calls and disagreement flags."""
     in_both = table["estimate_bayes"].notna() & table["estimate_freq"].notna()
     table["difference"] = table["estimate_bayes"] - table["estimate_freq"]
-    table["width_ratio"] = (table["eti_high"] - table["eti_low"]) / (
+    table["width_ratio"] = (table["ci_high_bayes"] - table["ci_low_bayes"]) / (
         table["ci_high_freq"] - table["ci_low_freq"])
     # a zero estimate is no opposite sign; missing on either side is no agreement
     table["sign_agree"] = (table["estimate_bayes"] * table["estimate_freq"]) >= 0
-    table["call_bayes"] = table["qvalue"] < alpha
-    table["call_freq"] = table["padj_freq"] < alpha
+    table["call_bayes"] = calls.de_calls(table["qvalue_bayes"], table["converged_bayes"], alpha)
+    table["call_freq"] = calls.frequentist_calls(table["qvalue_freq"], table["converged_freq"], alpha)
     both_called = table["call_bayes"] & table["call_freq"]
     table["disagree"] = in_both & ((table["call_bayes"] != table["call_freq"])
                                    | (both_called & ~table["sign_agree"]))
     table["reason"] = [_reason(row) for row in table.itertuples()]
     if "log_bayes_factor" not in table:
-        table["sd_slope_bayes"], table["log_bayes_factor"] = np.nan, np.nan
-    table["slope_call_bayes"] = _call_or_na(table["log_bayes_factor"], lambda v: v > SLOPE_LOG_BF)
-    table["slope_call_freq"] = _call_or_na(table["lrt_p"], lambda v: v < alpha)
+        table["sd_slope_bayes"], table["log_bayes_factor"], table["converged_slope_bayes"] = np.nan, np.nan, False
+    table["slope_call_bayes"] = _call_or_na(
+        table["log_bayes_factor"], calls.usage_calls(table["log_bayes_factor"], table["converged_slope_bayes"]))
+    table["slope_call_freq"] = _call_or_na(
+        table["qvalue_lrt"], calls.frequentist_calls(table["qvalue_lrt"], table["converged_freq"], alpha))
     both_slopes = table["slope_call_bayes"].notna() & table["slope_call_freq"].notna()
     table["slope_disagree"] = both_slopes & (table["slope_call_bayes"] != table["slope_call_freq"])
     slope_text = np.where(table["slope_call_bayes"].fillna(False), "isomiR usage: Bayes factor only",
@@ -238,17 +243,18 @@ def _with_comparisons(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
 
 
 _TABLE_COLUMNS = [
-    "miRNA", "coef", "estimate_bayes", "sd_bayes", "eti_low", "eti_high", "lfsr", "qvalue",
-    "estimate_freq", "se_freq", "ci_low_freq", "ci_high_freq", "wald_p", "padj_freq",
+    "miRNA", "coef", "estimate_bayes", "sd_bayes", "ci_low_bayes", "ci_high_bayes", "lfsr", "qvalue_bayes",
+    "estimate_freq", "se_freq", "ci_low_freq", "ci_high_freq", "wald_p", "qvalue_freq",
     "difference", "width_ratio", "sign_agree", "call_bayes", "call_freq", "disagree", "reason",
-    "converged_bayes", "converged_freq", "singular", "sd_slope_bayes", "log_bayes_factor",
-    "sd_slope_freq", "lrt_p", "slope_call_bayes", "slope_call_freq", "slope_disagree",
+    "converged_bayes", "converged_freq", "singular", "sd_slope_bayes", "log_bayes_factor", "converged_slope_bayes",
+    "sd_slope_freq", "lrt_p", "qvalue_lrt", "slope_call_bayes", "slope_call_freq", "slope_disagree",
 ]
 
 
-def _call_or_na(values: pd.Series, rule) -> pd.Series:
-    values = values.astype(float)
-    return pd.Series(np.where(values.notna(), rule(values), pd.NA), index=values.index, dtype="boolean")
+def _call_or_na(values: pd.Series, called) -> pd.Series:
+    """The calls ``called`` where ``values`` exist, NA (no test) elsewhere."""
+    known = values.astype(float).notna().to_numpy()
+    return pd.Series(np.where(known, called, pd.NA), index=values.index, dtype="boolean")
 
 
 def _reason(row) -> str:
@@ -349,8 +355,9 @@ def import_r_results(path: str | Path, prefix: str | None = None) -> pd.DataFram
     pandas.DataFrame
         Frequentist contract columns that the file provides (``coef`` NaN: R files do not
         name it), plus ``lrt_p_naive`` (R's ``anova`` p, chi-square on ``lrt_df``) and
-        ``lrt_p_mixture`` (50:50 chi-square mixture on ``lrt_df - 1`` and ``lrt_df``) when the
-        LRT statistic is given.
+        ``lrt_p_mixture`` (:func:`bayesmir.frequentist.lrt.mixture_pvalue`: 50:50 chi-square
+        mixture on ``lrt_df - 1`` and ``lrt_df``, a point mass at 0 for ``lrt_df = 1``) when
+        the LRT statistic is given.
 
     Raises
     ------
@@ -417,7 +424,7 @@ def _r_table(table: pd.DataFrame) -> pd.DataFrame:
         stat = table["lrt_stat"].astype(float).clip(lower=0)
         if "lrt_p_naive" not in table:
             table["lrt_p_naive"] = stats.chi2.sf(stat, df)
-        table["lrt_p_mixture"] = 0.5 * stats.chi2.sf(stat, df - 1) + 0.5 * stats.chi2.sf(stat, df)
+        table["lrt_p_mixture"] = mixture_pvalue(stat, df)
     if "message" in table:
         table["message"] = table["message"].fillna("").astype(str)
     return table[[c for c in R_ORDER if c in table]]

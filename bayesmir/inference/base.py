@@ -8,7 +8,7 @@ never care which method ran.
 Conventions a method follows
 ----------------------------
 - ``posterior``: the variables of docs/architecture.md (``beta``, ``sd_isomir``,
-  ``corr_isomir`` when q >= 2, ``sd_sample``, ``dispersion`` for NB, ``isomir_effect``,
+  ``corr_isomir`` when q >= 2, ``sd_sample``, ``theta`` (NB size) for NB, ``isomir_effect``,
   ``sample_effect``) with dims ``chain``, ``draw`` first (a method without chains
   uses one chain of independent draws).
 - ``observed_data``: ``count`` (sample, isomir). ``constant_data``: ``offset``
@@ -41,7 +41,7 @@ from bayesmir.problem import MirnaProblem, bucket_size
 
 DIAGNOSTIC_COLUMNS = (
     "miRNA", "method", "converged", "message", "seconds", "rhat", "ess_bulk", "ess_tail",
-    "divergences", "bfmi", "pareto_k", "optimizer_status",
+    "divergences", "bfmi", "ess_importance", "pareto_k", "optimizer_status",
 )
 
 
@@ -154,24 +154,7 @@ def data_groups(problem: MirnaProblem) -> dict[str, xr.Dataset]:
     return {"observed_data": observed, "constant_data": constant}
 
 
-def problem_from_idata(idata: az.InferenceData, mirna: str = "") -> MirnaProblem:
-    """Rebuild the :class:`MirnaProblem` stored in ``observed_data``/``constant_data``."""
-    observed = idata.observed_data
-    constant = idata.constant_data
-    return MirnaProblem(
-        mirna=mirna or str(idata.posterior.attrs.get("mirna", "")),
-        counts=observed["count"].transpose("sample", "isomir").values.astype(np.int64),
-        sequences=[str(s) for s in observed["isomir"].values],
-        samples=[str(s) for s in observed["sample"].values],
-        offset=constant["offset"].values,
-        X=constant["X"].transpose("sample", "coef").values,
-        Z=constant["Z"].transpose("sample", "re_term").values,
-        coef_names=[str(s) for s in constant["coef"].values],
-        re_names=[str(s) for s in constant["re_term"].values],
-    )
-
-
 def hyperparameter_names(posterior: xr.Dataset) -> list[str]:
     """Variables whose convergence decides ``converged``: fixed effects and SDs."""
-    names = ["beta", "sd_isomir", "sd_sample", "dispersion"]
+    names = ["beta", "sd_isomir", "sd_sample", "theta"]
     return [n for n in names if n in posterior.data_vars]

@@ -38,11 +38,6 @@ from bayesmir.priors import Priors
 HALF_NORMAL_CONST = 0.5 * np.log(2.0 / np.pi)
 
 
-def n_psi(q: int, family: str) -> int:
-    """Length of ``psi`` for ``q`` isomiR random effects."""
-    return q + q * (q - 1) // 2 + 1 + (family == "nb")
-
-
 def initial_psi(q: int, family: str) -> np.ndarray:
     """Starting point: sd_isomir (1, 0.3, ...), no correlation, sd_sample 0.2, theta 10."""
     sds = np.log(np.r_[1.0, np.full(q - 1, 0.3)])
@@ -119,12 +114,12 @@ def _pooled_or(x, mean, sd, default):
 
 
 def constrained(psi: np.ndarray, q: int, family: str) -> dict[str, np.ndarray]:
-    """Model-scale values of draws ``psi`` (S, n_psi): sd_isomir, corr_isomir, sd_sample, dispersion."""
+    """Model-scale values of draws ``psi`` (S, len(psi)): sd_isomir, corr_isomir, sd_sample, theta (NB size)."""
     psi = np.atleast_2d(psi)
     out = {"sd_isomir": np.exp(psi[:, :q]), "sd_sample": np.exp(psi[:, q + q * (q - 1) // 2])}
     if q >= 2:
         W = np.asarray(_correlation_cholesky_rows(jnp.asarray(psi[:, q:q + q * (q - 1) // 2]), q))
         out["corr_isomir"] = np.einsum("sik,sjk->sij", W, W)
     if family == "nb":
-        out["dispersion"] = np.exp(psi[:, -1])
+        out["theta"] = np.exp(psi[:, -1])
     return out

@@ -12,28 +12,39 @@ Instead, per miRNA:
 2. The mode of ``log p(y | psi) + log p(psi)`` is found with L-BFGS-B (JAX gradients)
    and its curvature by forward differences of the gradient.
 3. ``n_hyper`` points (twice as many for a miRNA with at most :data:`FEW_ISOMIRS`
-   isomiRs) are drawn from a proposal at that mode — a Student-t (4 df) with a scale
-   per axis and side (skewness), mixed with a 2.5x wider copy (defensive) — by
-   randomised quasi-Monte Carlo (scrambled Sobol points), and weighted by importance
+   isomiRs, whose points are the cheapest and whose ``sd_slope`` is the least identified)
+   on a fixed design — Sobol points, Owen-scrambled with the fixed seed ``design_seed``,
+   mapped through a proposal at that mode: a Student-t (4 df) with a scale per axis and
+   side (skewness), mixed with a 2.5x wider copy (defensive) — weighted by importance
    sampling, ``w = p(y | psi) p(psi) / q(psi)``; if the Pareto ``k`` exceeds 0.5 a second
-   stage is drawn around the weighted mean and covariance of the first (adaptive). The
-   weights are Pareto-smoothed (PSIS) and their shape ``k`` is the reliability
-   diagnostic (``k > 0.7``: not converged). The mean weight estimates the marginal
-   likelihood ``p(y)`` (``posterior.attrs["log_marginal_likelihood"]``), hence the Bayes
-   factor of the full against the reduced model.
+   stage (its own fixed scramble) is placed around the weighted mean and covariance of
+   the first (adaptive). The weights are Pareto-smoothed (PSIS) and their shape ``k`` is
+   the reliability diagnostic (``k > 0.7``: not converged; a negative ``k`` means tails
+   lighter than exponential, which is fine). The mean weight estimates the marginal
+   likelihood ``p(y)`` (``posterior.attrs["log_marginal_likelihood"]``, its standard error
+   ``sqrt(sum W^2 - 1/K)`` in ``"log_marginal_likelihood_se"``), hence the Bayes factor of
+   the full against the reduced model.
 
-   Why these numbers (simulation of ``benchmarks/bench_fit.py``, two seeds, 120 miRNAs):
-   the width of ``beta``'s 95% interval varies between seeds by 0.22 (rms of the log
-   ratio) with 64 plain Monte Carlo points and by 0.14 with 64 Sobol points, 0.21 with
-   32. Most of it comes from miRNAs with 2-4 isomiRs (0.31 with 64 Monte Carlo points,
-   0.20 with 64 Sobol points), where ``sd_slope`` is weakly identified and ``beta``'s
-   conditional variance changes most across the hyperparameters; their points are also
-   the cheapest, hence the doubling.
-4. ``draws`` posterior draws: ``psi`` resampled by weight (systematic resampling), then ``beta`` and the random
-   effects from the Gaussian approximation of the latent field given that ``psi``. The
-   posterior of ``beta`` is thus a mixture over the hyperparameters, so the uncertainty
-   of ``sd_slope`` (often poorly identified) widens its intervals instead of being
-   plugged in at an estimate as a Wald interval does.
+   The design does not depend on ``seed``: the same data give the same weights, mixture,
+   tables, Bayes factors and calls. What remains is an integration error, measured as
+   the spread over independent scrambles (``design_seed``) and reported as SE columns.
+   Why ``n_hyper = 128`` (bundled example, 16 miRNAs, 5 scrambles; max over miRNAs of
+   the SD between scrambles; ``n_hyper`` 32 / 64 / 128): log BF 0.33 / 0.25 / 0.14,
+   lfsr 0.021 / 0.012 / 0.008, 95% interval ends 0.13 / 0.09 / 0.05 (posterior SDs
+   0.16-0.73); on ``bayesmir.simulate(16, 10, seed=5)`` (4 scrambles, 32 / 128): log BF
+   0.18 / 0.16, lfsr 0.021 / 0.005, interval ends 0.14 / 0.03. 128 points cost about
+   1.7x the time of 32 per fit.
+4. The posterior of ``beta`` is the Gaussian mixture over the design points:
+   ``sum_k w_k N(m_k, s_k^2)``, ``m_k`` and ``s_k`` the mean and marginal SD of ``beta``
+   in the latent Gaussian at ``psi_k``. It is stored as the ``mixture`` group
+   (:data:`~bayesmir.mixture.MIXTURE_GROUP`: ``weight`` (point), ``beta_mean``,
+   ``beta_sd`` (point, coef), ``psi`` (point, psi_dim)) and the tables summarise it
+   exactly (:mod:`bayesmir.mixture`). The uncertainty of ``sd_slope`` (often poorly
+   identified) thus widens ``beta``'s intervals instead of being plugged in at an
+   estimate as a Wald interval does.
+5. ``draws`` posterior draws, for plots and isomiR effects (these depend on ``seed``):
+   ``psi`` resampled by weight (systematic resampling), then ``beta`` and the random
+   effects from the latent Gaussian given that ``psi``.
 
 Known limits: the latent field is Gaussian given ``psi`` (fine with hundreds of
 counts; cruder for isomiRs with counts near 0), and ``psi`` is covered by importance
@@ -53,15 +64,15 @@ import xarray as xr
 from scipy import optimize, special, stats
 
 from bayesmir import marginal
-from bayesmir.inference import hyper
+from bayesmir.inference import hyper, laplace_posterior
 from bayesmir.inference.base import Inference, data_groups, diagnostics_row
+from bayesmir.mixture import MIXTURE_GROUP
 from bayesmir.problem import MirnaProblem
 
 WIDE_SCALE = 2.5  # scale of the defensive mixture component
-_DRAW_BATCH = 100  # draws vectorised at once (memory ~ batch x latent size x isomiRs)
 FEW_ISOMIRS = 4  # miRNAs with at most this many isomiRs get 2 x n_hyper points (module docstring)
-DEFAULTS = {"draws": 1000, "n_hyper": 32, "t_df": 4.0, "wide_fraction": 0.2, "max_pareto_k": 0.7,
-            "max_iterations": 200}
+DEFAULTS = {"draws": 1000, "n_hyper": 128, "t_df": 4.0, "wide_fraction": 0.2, "max_pareto_k": 0.7,
+            "max_iterations": 200, "design_seed": 0}
 
 
 @partial(jax.jit, static_argnames=("q", "family"))
@@ -128,15 +139,19 @@ def _priors_from_vec(vec) -> _PriorsView:
 
 
 class LaplaceInference(Inference):
-    """Nested Laplace with importance sampling over the hyperparameters (module docstring).
+    """Nested Laplace with a fixed importance-sampling design over the hyperparameters (module docstring).
 
     Options (keyword arguments)
     ---------------------------
     draws : int
         Posterior draws returned (one chain); default 1000.
     n_hyper : int
-        Importance-sampling points for the hyperparameters, a power of 2 (Sobol points);
-        default 32 per stage, doubled for miRNAs with at most :data:`FEW_ISOMIRS` isomiRs.
+        Design points for the hyperparameters, a power of 2 (Sobol points); default 128
+        per stage (module docstring), doubled for miRNAs with at most :data:`FEW_ISOMIRS`
+        isomiRs.
+    design_seed : int
+        Scramble of the Sobol design (fixed, so results do not depend on ``seed``; vary it
+        only to measure the integration error); default 0.
     t_df : float
         Degrees of freedom of the Student-t proposal; default 4.
     max_pareto_k : float
@@ -265,8 +280,9 @@ class LaplaceInference(Inference):
         """Importance-sampling points per stage for a miRNA with ``n_isomirs`` isomiRs."""
         return self.options["n_hyper"] * (2 if n_isomirs <= FEW_ISOMIRS else 1)
 
-    def importance_sample(self, psi, covariance, value, data, mode, q, rng, n_points):
-        """Importance sampling of ``psi``: points, PSIS-smoothed log weights, k-hat, ``log p(y)``, latent modes.
+    def importance_sample(self, psi, covariance, value, data, mode, q, n_points):
+        """Importance sampling of ``psi`` on a fixed design: points, PSIS-smoothed log weights, k-hat,
+        ``log p(y)`` and its SE, latent modes.
 
         Stage 1 uses the skewness-corrected split-t at the mode
         (:meth:`proposal_axes`). If its Pareto ``k`` exceeds 0.5, a second stage moves the
@@ -275,21 +291,22 @@ class LaplaceInference(Inference):
         """
         axes, sd, up, down = self.proposal_axes(psi, covariance, value, data, mode, q)
         anchor = (psi, mode)
-        stage = self._weighted_draws(psi, axes, sd, up, down, data, anchor, q, rng, n_points)
+        stage = self._weighted_draws(psi, axes, sd, up, down, data, anchor, q, 0, n_points)
         if stage[2] > 0.5:
             weights = np.exp(stage[1] - special.logsumexp(stage[1]))
             centre = weights @ stage[0]
             spread = (stage[0] - centre).T @ ((stage[0] - centre) * weights[:, None])
             eigenvalues, axes = np.linalg.eigh(0.5 * (spread + covariance))
             ones = np.ones_like(eigenvalues)
-            stage = self._weighted_draws(centre, axes, np.sqrt(eigenvalues), ones, ones, data, anchor, q, rng,
+            stage = self._weighted_draws(centre, axes, np.sqrt(eigenvalues), ones, ones, data, anchor, q, 1,
                                          n_points)
         return stage
 
-    def _weighted_draws(self, centre, axes, sd, up, down, data, anchor, q, rng, K):
-        """Draws from the defensive split-t mixture and their PSIS-smoothed log weights.
+    def _weighted_draws(self, centre, axes, sd, up, down, data, anchor, q, stage, K):
+        """Points of the defensive split-t mixture and their PSIS-smoothed log weights.
 
-        ``K`` scrambled Sobol points in ``d + 2`` dimensions give the Student-t draws (``d``
+        ``K`` Sobol points, Owen-scrambled with the fixed seed ``design_seed + stage`` (so the
+        design, hence every number but the draws, is a function of the data alone), in ``d + 2`` dimensions give the Student-t draws (``d``
         normal quantiles over the square root of a chi-square quantile) and the mixture
         component (last coordinate). The proposal is ``(1 - wide) * t(scales) + wide * t(2.5 x scales)`` (Hesterberg's
         defensive mixture): the wide component covers funnels such as the correlation
@@ -299,7 +316,8 @@ class LaplaceInference(Inference):
         """
         d, K, df = centre.size, int(K), float(self.options["t_df"])
         wide = float(self.options["wide_fraction"])
-        uniform = stats.qmc.Sobol(d + 2, scramble=True, seed=rng).random_base2(K.bit_length() - 1)
+        seed = int(self.options["design_seed"]) + stage
+        uniform = stats.qmc.Sobol(d + 2, scramble=True, seed=seed).random_base2(K.bit_length() - 1)
         normals = special.ndtri(np.clip(uniform[:, :d], 1e-12, 1 - 1e-12))
         u = normals * np.sqrt(df / stats.chi2.ppf(uniform[:, d], df))[:, None]
         inflation = np.where(uniform[:, d + 1] < wide, WIDE_SCALE, 1.0)[:, None]
@@ -313,26 +331,33 @@ class LaplaceInference(Inference):
         ) - np.sum(np.log(side * sd), axis=1)
         log_w = log_target - log_proposal
         finite = np.isfinite(log_w)
-        log_evidence = special.logsumexp(log_w[finite]) - math.log(K) if finite.any() else -math.inf
+        log_evidence, evidence_se = _log_mean_and_se(np.where(finite, log_w, -np.inf))
         smoothed, k_hat = az.psislw(np.where(finite, log_w, -np.inf))
-        return points, np.asarray(smoothed), float(k_hat), float(log_evidence), modes
+        return points, np.asarray(smoothed), float(k_hat), log_evidence, evidence_se, modes
 
     # ------------------------------------------------------------------ fit
     def fit_one(self, problem: MirnaProblem, seed: int):
-        """Nested-Laplace posterior of one miRNA; see :meth:`Inference.fit_one`."""
+        """Nested-Laplace posterior of one miRNA; see :meth:`Inference.fit_one`.
+
+        Everything but the draws is a function of the data alone: the design over ``psi``
+        is fixed (option ``design_seed``); ``seed`` only drives the resampling and the
+        latent draws.
+        """
         rng = np.random.default_rng(seed)
         data = self.pack(problem)
         q = problem.Z.shape[1]
         psi, value, grad, mode, result = self.hyper_mode(data, q)
         covariance = self.hyper_covariance(psi, grad, data, mode, q)
-        points, log_w, k_hat, log_evidence, modes = self.importance_sample(
-            psi, covariance, value, data, mode, q, rng, self.n_points(problem.n_isomirs))
+        points, log_w, k_hat, log_evidence, evidence_se, modes = self.importance_sample(
+            psi, covariance, value, data, mode, q, self.n_points(problem.n_isomirs))
         weights = np.exp(log_w - special.logsumexp(log_w))
-        chosen = _systematic_resample(weights, int(self.options["draws"]), rng)
-        posterior = self.posterior_draws(problem, data, points, modes, chosen, q, rng)
+        params, gaussians, beta_mean, beta_sd = laplace_posterior.gaussians_at(jnp.asarray(points), modes, data, q, self.family)
+        chosen = laplace_posterior.systematic_resample(weights, int(self.options["draws"]), rng)
+        posterior = self.posterior_draws(problem, data, points, params, gaussians, chosen, q, rng)
         posterior.attrs = {"method": self.name, "family": self.family, "mirna": problem.mirna,
-                           "log_marginal_likelihood": log_evidence}
-        idata = az.InferenceData(posterior=posterior, **data_groups(problem))
+                           "log_marginal_likelihood": log_evidence, "log_marginal_likelihood_se": evidence_se}
+        mixture = laplace_posterior.mixture_dataset(problem, weights, np.asarray(beta_mean), np.asarray(beta_sd), points)
+        idata = az.InferenceData(posterior=posterior, **data_groups(problem), **{MIXTURE_GROUP: mixture})
         ess = float(1.0 / np.sum(weights**2))
         problems = []
         if not result.success:
@@ -341,51 +366,34 @@ class LaplaceInference(Inference):
             problems.append(f"Pareto k {k_hat:.2f} > {self.options['max_pareto_k']}")
         row = diagnostics_row(
             problem.mirna, self.name, converged=not problems, message="; ".join(problems), pareto_k=k_hat,
-            ess_bulk=ess, optimizer_status=str(result.status),
+            ess_importance=ess, optimizer_status=str(result.status),
         )
         return idata, row
 
-    def posterior_draws(self, problem, data, points, modes, chosen, q, rng) -> xr.Dataset:
+    def posterior_draws(self, problem, data, points, params, gaussians, chosen, q, rng) -> xr.Dataset:
         """Draws of every contract variable: hyperparameters resampled, latent field Gaussian given them.
 
-        ``modes`` are the latent modes at ``points`` (from the importance-sampling stage).
+        ``params`` and ``gaussians`` are the engine parameters and latent Gaussians at ``points``
+        (:func:`~bayesmir.inference.laplace_posterior.gaussians_at`).
         """
         S, J = chosen.size, problem.n_isomirs
-        normals_g = rng.standard_normal((S, modes[0].shape[1]))
-        normals_w = rng.standard_normal((S, *modes[1].shape[1:]))
-        latent = _latent_draws(jnp.asarray(points), modes, jnp.asarray(chosen), data, normals_g, normals_w, q,
-                               self.family)
+        normals_g = rng.standard_normal((S, gaussians.g.shape[1]))
+        normals_w = rng.standard_normal((S, *gaussians.w.shape[1:]))
+        latent = laplace_posterior.latent_draws(params, gaussians, jnp.asarray(chosen), data, normals_g, normals_w)
         latent = {name: np.asarray(value) for name, value in latent.items()}
         latent["isomir_effect"] = latent["isomir_effect"][:, :J]
         values = hyper.constrained(points[chosen], q, self.family)
-        return _dataset(problem, latent, values, S)
+        return laplace_posterior.posterior_dataset(problem, latent, values, S)
 
 
-@partial(jax.jit, static_argnames=("q", "family"))
-def _latent_draws(points, modes, chosen, data, normals_g, normals_w, q, family):
-    """Latent draws for each resampled hyperparameter point: Gaussians built once per point, then gathered."""
-    def gaussian_at(args):
-        psi, g, w = args
-        params = hyper.to_hyper(psi, q, family)
-        return params, marginal.latent_gaussian(params, data, (g, w), family, True)
-
-    params, gaussians = jax.lax.map(gaussian_at, (points, *modes))
-
-    def one(args):
-        index, e_g, e_w = args
-        pick = jax.tree_util.tree_map(lambda leaf: leaf[index], gaussians)
-        draws = marginal.draw_latent(pick, params[index], data, e_g[None], e_w[None], True)
-        return jax.tree_util.tree_map(lambda leaf: leaf[0], draws)
-
-    return jax.lax.map(one, (chosen, normals_g, normals_w), batch_size=_DRAW_BATCH)
-
-
-def _systematic_resample(weights: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices drawn by systematic resampling (each point ``floor`` or ``ceil`` of ``size x weight``
-    times, less noise than multinomial draws), in random order."""
-    positions = (rng.random() + np.arange(size)) / size
-    chosen = np.minimum(np.searchsorted(np.cumsum(weights), positions), weights.size - 1)
-    return rng.permutation(chosen)
+def _log_mean_and_se(log_w: np.ndarray) -> tuple[float, float]:
+    """``log mean(w)`` and its standard error ``sqrt(sum W_k^2 - 1/K)``, ``W`` the normalised weights
+    (the delta method: the relative SE of a mean of ``K`` independent weights)."""
+    if not np.isfinite(log_w).any():
+        return -math.inf, math.nan
+    total = special.logsumexp(log_w)
+    normalised = np.exp(log_w - total)
+    return float(total - math.log(log_w.size)), float(math.sqrt(max(normalised @ normalised - 1 / log_w.size, 0)))
 
 
 def _bounds(q: int, family: str) -> list[tuple[float, float]]:
@@ -399,26 +407,3 @@ def _log_student_t(u: np.ndarray, df: float) -> np.ndarray:
     d = u.shape[1]
     return (special.gammaln((df + d) / 2) - special.gammaln(df / 2) - 0.5 * d * math.log(df * math.pi)
             - 0.5 * (df + d) * np.log1p(np.sum(u**2, axis=1) / df))
-
-
-def _dataset(problem: MirnaProblem, latent: dict, values: dict, S: int) -> xr.Dataset:
-    """Posterior Dataset with one chain and the contract's names, dims and coords."""
-    def var(array, dims):
-        return (("chain", "draw", *dims), np.asarray(array)[None])
-
-    content = {
-        "beta": var(latent["beta"], ("coef",)),
-        "sd_isomir": var(values["sd_isomir"], ("re_term",)),
-        "sd_sample": var(values["sd_sample"], ()),
-        "isomir_effect": var(latent["isomir_effect"], ("isomir", "re_term")),
-        "sample_effect": var(latent["sample_effect"], ("sample",)),
-    }
-    coords = {"chain": [0], "draw": np.arange(S), "coef": list(problem.coef_names),
-              "re_term": list(problem.re_names), "isomir": list(problem.sequences),
-              "sample": list(problem.samples)}
-    if "corr_isomir" in values:
-        content["corr_isomir"] = var(values["corr_isomir"], ("re_term", "re_term_bis"))
-        coords["re_term_bis"] = list(problem.re_names)
-    if "dispersion" in values:
-        content["dispersion"] = var(values["dispersion"], ())
-    return xr.Dataset(content, coords=coords)

@@ -13,7 +13,7 @@ Without nutpie, ``pm.sample`` on an unpadded model is used (slower: one pytensor
 compile per miRNA).
 
 Convergence rule (``converged``): over ``beta``, ``sd_isomir``, ``sd_sample`` and
-``dispersion``, R-hat (rank-normalised, split) below ``max_rhat`` (1.01), bulk and
+``theta``, R-hat (rank-normalised, split) below ``max_rhat`` (1.01), bulk and
 tail ESS at least ``min_ess_per_chain`` (100) times the number of chains (Vehtari et
 al. 2021's recommendation), and no divergent transition. ``message`` names every
 rule that failed.

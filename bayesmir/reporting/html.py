@@ -19,12 +19,13 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
+from bayesmir import calls
 from bayesmir.reporting import comparison, plots
 
 TEMPLATE = "report.html.j2"
-DIAGNOSTIC_VIEW = ["miRNA", "converged", "rhat", "ess_bulk", "ess_tail", "divergences", "pareto_k",
+DIAGNOSTIC_VIEW = ["miRNA", "converged", "rhat", "ess_bulk", "ess_tail", "divergences", "ess_importance", "pareto_k",
                    "seconds", "message"]
-TOP_VIEW = ["miRNA", "coef", "mean", "sd", "eti_low", "eti_high", "lfsr", "qvalue", "n_isomirs",
+TOP_VIEW = ["miRNA", "coef", "estimate", "sd", "ci_low", "ci_high", "lfsr", "qvalue", "n_isomirs",
             "converged", "flag"]
 
 
@@ -175,14 +176,14 @@ def results_section(fit, table: pd.DataFrame) -> dict:
     return {
         "volcano": plots.volcano_plot(table),
         "ma": plots.ma_plot(table, abundance) if len(abundance) else None,
-        "n_de": int((table["qvalue"] < 0.05).sum()),
+        "n_de": calls.count_de(table),
         "top_table": _html_table(ordered.reindex(columns=TOP_VIEW).head(max(30, len(ordered) // 4))),
     }
 
 
 def by_lfsr(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows by increasing lfsr, ties (e.g. lfsr = 0) broken by decreasing ``|mean|``."""
-    order = table.assign(_size=-table["mean"].abs())
+    """Rows by increasing lfsr, ties (e.g. lfsr = 0) broken by decreasing ``|estimate|``."""
+    order = table.assign(_size=-table["estimate"].abs())
     order = order.sort_values(["lfsr", "_size"], na_position="last", kind="stable")
     return order.drop(columns="_size")
 
@@ -205,8 +206,8 @@ def mirna_panel(fit, table: pd.DataFrame, isomirs: pd.DataFrame, mirna: str, rea
     if idata is None:
         return panel
     row = table.set_index("miRNA").loc[mirna]
-    panel["facts"] = {"posterior mean logFC": f"{row['mean']:.3g}",
-                      "95% interval": f"[{row['eti_low']:.3g}, {row['eti_high']:.3g}]",
+    panel["facts"] = {"posterior mean logFC": f"{row['estimate']:.3g}",
+                      "95% interval": f"[{row['ci_low']:.3g}, {row['ci_high']:.3g}]",
                       "lfsr": f"{row['lfsr']:.3g}", "q-value": f"{row['qvalue']:.3g}"}
     figures = panel["figures"]
     _add_figure(figures, "posterior draws", lambda: plots.chain_plot(idata))
@@ -235,11 +236,10 @@ def _add_figure(figures: list, caption: str, make) -> None:
 
 def comparison_section(fit, table: pd.DataFrame, frequentist: pd.DataFrame) -> dict:
     """Estimate scatter, slope evidence against LRT p, and the list of disagreements."""
-    merged = comparison.merged_table(table, fit.slope_table(), frequentist)
-    evidence, label = comparison.slope_evidence_column(merged)
+    merged = comparison.merged_table(fit, frequentist, coef=str(table["coef"].iloc[0]) if len(table) else None)
     slope_plot = None
-    if merged["lrt_p_mixture"].notna().any() and merged[evidence].notna().any():
-        slope_plot = plots.slope_evidence_plot(merged, evidence, label)
+    if merged["lrt_p"].notna().any() and merged["log_bayes_factor"].notna().any():
+        slope_plot = plots.slope_evidence_plot(merged)
     return {
         "n_merged": len(merged),
         "estimates": plots.estimate_scatter(merged) if len(merged) else None,

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bayesmir.inference.base import problem_from_idata
+from bayesmir.problem import problem_from_idata
 
 DPI = 80
 SIGNIFICANT = "#c0392b"
@@ -56,11 +56,11 @@ def figure_uri(figure) -> str:
 def volcano_plot(table: pd.DataFrame, q_threshold: float = 0.05) -> str:
     """Posterior mean log fold change against ``-log10 lfsr`` (red: ``qvalue < q_threshold``)."""
     figure, axis = plt.subplots(figsize=(5.5, 4.5))
-    data = table.dropna(subset=["mean", "lfsr"])
+    data = table.dropna(subset=["estimate", "lfsr"])
     floor = _lfsr_floor(data["lfsr"])
     height = -np.log10(np.clip(data["lfsr"].to_numpy(dtype=float), floor, 1.0))
     hit = (data["qvalue"] < q_threshold).to_numpy()
-    axis.scatter(data["mean"], height, s=14, c=np.where(hit, SIGNIFICANT, NEUTRAL), alpha=0.8)
+    axis.scatter(data["estimate"], height, s=14, c=np.where(hit, SIGNIFICANT, NEUTRAL), alpha=0.8)
     axis.axvline(0, color="black", lw=0.5)
     axis.set(xlabel="posterior mean log fold change (natural log)", ylabel="-log10 lfsr",
              title=f"volcano ({int(hit.sum())} with q < {q_threshold})")
@@ -71,9 +71,9 @@ def ma_plot(table: pd.DataFrame, mean_log_count: pd.Series, q_threshold: float =
     """Mean log2 counts per million against the posterior mean log fold change."""
     figure, axis = plt.subplots(figsize=(5.5, 4.5))
     data = table.assign(abundance=mean_log_count.reindex(table["miRNA"]).to_numpy()).dropna(
-        subset=["mean", "abundance"])
+        subset=["estimate", "abundance"])
     hit = (data["qvalue"] < q_threshold).to_numpy()
-    axis.scatter(data["abundance"], data["mean"], s=14, c=np.where(hit, SIGNIFICANT, NEUTRAL), alpha=0.8)
+    axis.scatter(data["abundance"], data["estimate"], s=14, c=np.where(hit, SIGNIFICANT, NEUTRAL), alpha=0.8)
     axis.axhline(0, color="black", lw=0.5)
     axis.set(xlabel="mean log2 counts per million", ylabel="posterior mean log fold change",
              title="MA plot")
@@ -111,14 +111,14 @@ def _n_panels(idata: az.InferenceData, names: list[str]) -> int:
 
 def isomir_forest_plot(isomirs: pd.DataFrame, mirna_row: pd.Series) -> str:
     """IsomiR-specific log fold changes with 95% intervals, the miRNA's as a band."""
-    rows = isomirs.sort_values("logfc_mean")
+    rows = isomirs.sort_values("logfc_estimate")
     figure, axis = plt.subplots(figsize=(6, 0.9 + 0.28 * len(rows)))
     position = np.arange(len(rows))
-    axis.axvspan(mirna_row["eti_low"], mirna_row["eti_high"], color="#aed6f1", alpha=0.5,
+    axis.axvspan(mirna_row["ci_low"], mirna_row["ci_high"], color="#aed6f1", alpha=0.5,
                  label="miRNA 95% interval")
-    axis.axvline(mirna_row["mean"], color="#2874a6", lw=1, label="miRNA mean")
-    axis.errorbar(rows["logfc_mean"], position,
-                  xerr=[rows["logfc_mean"] - rows["logfc_eti_low"], rows["logfc_eti_high"] - rows["logfc_mean"]],
+    axis.axvline(mirna_row["estimate"], color="#2874a6", lw=1, label="miRNA mean")
+    axis.errorbar(rows["logfc_estimate"], position,
+                  xerr=[rows["logfc_estimate"] - rows["logfc_ci_low"], rows["logfc_ci_high"] - rows["logfc_estimate"]],
                   fmt="o", ms=4, color="black", lw=1, label="isomiR mean, 95% interval")
     axis.axvline(0, color="grey", lw=0.5, ls="--")
     axis.set_yticks(position, [_short(s) for s in rows["sequence"]], fontsize=7, family="monospace")
@@ -183,12 +183,12 @@ def sd_slope_plot(idata: az.InferenceData, prior_scale: float) -> str | None:
 def estimate_scatter(merged: pd.DataFrame) -> str:
     """Bayesian posterior mean against frequentist estimate, both 95% intervals."""
     figure, axis = plt.subplots(figsize=(5.5, 5))
-    data = merged.dropna(subset=["mean", "estimate"])
-    axis.errorbar(data["estimate"], data["mean"],
-                  xerr=_half_widths(data, "estimate", "ci_low", "ci_high"),
-                  yerr=_half_widths(data, "mean", "eti_low", "eti_high"),
+    data = merged.dropna(subset=["estimate_bayes", "estimate_freq"])
+    axis.errorbar(data["estimate_freq"], data["estimate_bayes"],
+                  xerr=_half_widths(data, "estimate_freq", "ci_low_freq", "ci_high_freq"),
+                  yerr=_half_widths(data, "estimate_bayes", "ci_low_bayes", "ci_high_bayes"),
                   fmt="o", ms=3, lw=0.5, alpha=0.6, color="#2874a6")
-    span = _span(data[["estimate", "mean"]].to_numpy())
+    span = _span(data[["estimate_freq", "estimate_bayes"]].to_numpy())
     axis.plot(span, span, color="black", lw=0.7)
     axis.set(xlabel="frequentist estimate (95% CI)", ylabel="posterior mean (95% interval)",
              title="log fold change: Bayesian vs frequentist")
@@ -208,13 +208,14 @@ def _span(values: np.ndarray) -> list[float]:
     return [float(finite.min()), float(finite.max())]
 
 
-def slope_evidence_plot(merged: pd.DataFrame, evidence: str, label: str) -> str:
-    """Bayesian slope evidence (``evidence`` column) against the LRT p-value (log10)."""
+def slope_evidence_plot(merged: pd.DataFrame) -> str:
+    """Log Bayes factor (slopes vs none) against the LRT p-value (log10)."""
     figure, axis = plt.subplots(figsize=(5.5, 4.5))
-    data = merged.dropna(subset=[evidence, "lrt_p_mixture"])
-    pvalue = np.clip(data["lrt_p_mixture"].to_numpy(float), 1e-300, 1.0)
-    axis.scatter(-np.log10(pvalue), data[evidence], s=14, alpha=0.7, color="#2874a6")
+    data = merged.dropna(subset=["log_bayes_factor", "lrt_p"])
+    pvalue = np.clip(data["lrt_p"].to_numpy(float), 1e-300, 1.0)
+    axis.scatter(-np.log10(pvalue), data["log_bayes_factor"], s=14, alpha=0.7, color="#2874a6")
     axis.axvline(-math.log10(0.05), color="grey", lw=0.6, ls="--")
-    axis.set(xlabel="-log10 LRT p (mixture)", ylabel=label,
+    axis.axhline(math.log(3.0), color="grey", lw=0.6, ls="--")
+    axis.set(xlabel="-log10 LRT p (mixture)", ylabel="log Bayes factor (slopes vs none)",
              title="isomiR-specific slopes: evidence")
     return figure_uri(figure)
