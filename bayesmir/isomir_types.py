@@ -253,7 +253,7 @@ def _isomir_frame(data) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 # ---------------------------------------------------------------------- effects by type
-def effects_by_type(result, data, reference=None, precursors=None, hdi_prob: float = 0.95) -> pd.DataFrame:
+def effects_by_type(result, data, reference=None, precursors=None, level: float = 0.95) -> pd.DataFrame:
     """isomiR-specific log fold changes (deviations from the miRNA's) summarised by isomiR class.
 
     For each miRNA and class of :data:`CATEGORIES` (an isomiR can be in several: e.g. a
@@ -270,17 +270,17 @@ def effects_by_type(result, data, reference=None, precursors=None, hdi_prob: flo
         The data fitted (gives the canonical sequences; see :func:`isomir_types`).
     reference, precursors
         As in :func:`isomir_types`.
-    hdi_prob : float
+    level : float
         Mass of the equal-tailed interval.
 
     Returns
     -------
     pandas.DataFrame
-        ``miRNA, coef, category, n_isomirs, deviation_mean, deviation_sd, deviation_eti_low,
-        deviation_eti_high, p_deviation_gt_0``.
+        ``miRNA, coef, category, n_isomirs, deviation_estimate, deviation_sd, deviation_ci_low,
+        deviation_ci_high, p_deviation_gt_0``.
     """
     types = isomir_types(data, reference, precursors).set_index(["miRNA", "sequence"])["categories"]
-    tail = (1 - hdi_prob) / 2
+    tail = (1 - level) / 2
     per_mirna, draws_by_key = [], {}
     for mirna in result.mirnas:
         idata = result.posteriors.get(mirna)
@@ -303,15 +303,15 @@ def effects_by_type(result, data, reference=None, precursors=None, hdi_prob: flo
         n = min(len(a) for a in arrays)
         draws = np.mean([a[np.linspace(0, len(a) - 1, n).astype(int)] for a in arrays], axis=0)
         study.append(_summary("all", coef, category, len(arrays), draws, tail))
-    columns = ["miRNA", "coef", "category", "n_isomirs", "deviation_mean", "deviation_sd",
-               "deviation_eti_low", "deviation_eti_high", "p_deviation_gt_0"]
+    columns = ["miRNA", "coef", "category", "n_isomirs", "deviation_estimate", "deviation_sd",
+               "deviation_ci_low", "deviation_ci_high", "p_deviation_gt_0"]
     return pd.DataFrame(per_mirna + study, columns=columns)
 
 
 def _summary(mirna: str, coef: str, category: str, n: int, draws: np.ndarray, tail: float) -> dict:
     return {"miRNA": mirna, "coef": coef, "category": category, "n_isomirs": n,
-            "deviation_mean": float(draws.mean()),
+            "deviation_estimate": float(draws.mean()),
             "deviation_sd": float(draws.std(ddof=1)) if len(draws) > 1 else math.nan,
-            "deviation_eti_low": float(np.quantile(draws, tail)),
-            "deviation_eti_high": float(np.quantile(draws, 1 - tail)),
+            "deviation_ci_low": float(np.quantile(draws, tail)),
+            "deviation_ci_high": float(np.quantile(draws, 1 - tail)),
             "p_deviation_gt_0": float(np.mean(draws > 0))}

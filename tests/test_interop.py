@@ -42,7 +42,7 @@ def test_in_memory_inputs_are_validated(data):
 def test_fit_of_anndata_equals_fit_of_data(data, result):
     direct = bm.fit(data, method="laplace", progress=False, reduced=False)
     a, b = result.mirna_table(), direct.mirna_table()
-    np.testing.assert_array_equal(a["mean"].to_numpy(), b["mean"].to_numpy())  # same input, deterministic
+    np.testing.assert_array_equal(a["estimate"].to_numpy(), b["estimate"].to_numpy())  # same input, deterministic
 
 
 def test_isomir_data_to_anndata_round_trips_through_h5ad(data, tmp_path):
@@ -57,9 +57,9 @@ def test_fit_to_anndata_round_trips_through_h5ad(data, result, tmp_path):
     adata.write_h5ad(path)
     back = anndata.read_h5ad(path)
     assert list(back.var.columns) == list(adata.var.columns)
-    for column in ("deviation_mean", "logfc_eti_low", "type", "shift_5p", "canonical_source"):
+    for column in ("deviation_estimate", "logfc_ci_low", "type", "shift_5p", "canonical_source"):
         assert column in back.var.columns
-    np.testing.assert_allclose(back.var["logfc_mean"].to_numpy(float), adata.var["logfc_mean"].to_numpy(float))
+    np.testing.assert_allclose(back.var["logfc_estimate"].to_numpy(float), adata.var["logfc_estimate"].to_numpy(float))
     assert list(back.uns["bayesmir"]["mirna_table"].columns) == list(result.mirna_table().columns)
     assert back.uns["bayesmir"]["options"] == adata.uns["bayesmir"]["options"]
     assert back.X.shape == (data.n_samples, data.n_isomirs)
@@ -72,10 +72,10 @@ def test_effects_by_type_means_are_means_of_member_deviations(data, result):
     reference_rows = table[(table["category"] == "ref_miRNA") & (table["miRNA"] != "all")]
     assert set(reference_rows["n_isomirs"]) == {1}
     for row in reference_rows.itertuples():
-        candidates = isomirs[isomirs["miRNA"] == row.miRNA]["deviation_mean"].to_numpy()
-        assert np.isclose(candidates, row.deviation_mean, atol=1e-9).any()
+        candidates = isomirs[isomirs["miRNA"] == row.miRNA]["deviation_estimate"].to_numpy()
+        assert np.isclose(candidates, row.deviation_estimate, atol=1e-9).any()
     study = table[table["miRNA"] == "all"]
-    assert (study["deviation_eti_low"] <= study["deviation_eti_high"]).all()
+    assert (study["deviation_ci_low"] <= study["deviation_ci_high"]).all()
 
 
 @pytest.mark.slow
