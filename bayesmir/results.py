@@ -36,7 +36,6 @@ Evidence columns of :meth:`FitResult.slope_table` and which methods fill them:
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime
 from pathlib import Path
@@ -243,36 +242,25 @@ class FitResult:
 
     # ------------------------------------------------------------------ saving
     def save(self, path: str | Path | None = None) -> Path:
-        """Write the run to a directory (netCDF per miRNA, CSV/JSON for the rest, and :meth:`tables`).
+        """Write the run to a run folder (see :mod:`bayesmir.run_folder`; read it with :func:`load_fit`).
 
         Parameters
         ----------
         path : str or Path, optional
-            Run directory; default ``models/bayesmir-<method>-<timestamp>``.
+            Run folder: new, empty or an earlier run (replaced; files bayesmir did not write are
+            kept); default ``models/bayesmir-<method>-<timestamp>``.
 
         Returns
         -------
         Path
-            The run directory (read it back with :func:`load_fit`).
+            The run folder.
         """
+        from bayesmir.run_folder import save
+
         if path is None:
             stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
             path = Path("models") / f"bayesmir-{self.options.get('method', 'fit')}-{stamp}"
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        files = {"full": _save_posteriors(self.posteriors, path / "posteriors" / "full"),
-                 "reduced": _save_posteriors(self.posteriors_reduced, path / "posteriors" / "reduced")}
-        self.diagnostics.to_csv(path / "diagnostics.csv", index=False)
-        if self.diagnostics_reduced is not None:
-            self.diagnostics_reduced.to_csv(path / "diagnostics_reduced.csv", index=False)
-        self.mirna_info.to_csv(path / "mirna_info.csv")
-        if isinstance(self.filter_report, pd.DataFrame):
-            self.filter_report.to_csv(path / "filter_report.csv", index=True)
-        manifest = {"options": self.options, "files": files, "design": _design_dict(self.design)}
-        (path / "run.json").write_text(json.dumps(manifest, indent=1, default=str))
-        for name, table in self.tables().items():
-            table.to_csv(path / f"{name}_table.csv", index=False)
-        return path
+        return save(self, path)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The default tables of the run, as :meth:`save` writes them (``<name>_table.csv``).
@@ -289,31 +277,11 @@ class FitResult:
 
 
 def load_fit(path: str | Path) -> FitResult:
-    """Read a run directory written by :meth:`FitResult.save`.
+    """Read a run folder written by :func:`bayesmir.fit` or :meth:`FitResult.save`
+    (:func:`bayesmir.run_folder.load_fit`)."""
+    from bayesmir.run_folder import load_fit as load
 
-    Raises
-    ------
-    InputError
-        ``path`` is not a run directory.
-    """
-    from bayesmir.errors import InputError
-
-    path = Path(path)
-    if not (path / "run.json").is_file():
-        raise InputError(f"{path}: not a bayesmir run directory (no run.json)")
-    manifest = json.loads((path / "run.json").read_text())
-    reduced_file = path / "diagnostics_reduced.csv"
-    filter_file = path / "filter_report.csv"
-    return FitResult(
-        posteriors=_load_posteriors(manifest["files"]["full"], path / "posteriors" / "full"),
-        diagnostics=_read_diagnostics(path / "diagnostics.csv"),
-        posteriors_reduced=_load_posteriors(manifest["files"]["reduced"], path / "posteriors" / "reduced"),
-        diagnostics_reduced=_read_diagnostics(reduced_file) if reduced_file.is_file() else None,
-        design=_design_from_dict(manifest["design"]),
-        mirna_info=pd.read_csv(path / "mirna_info.csv", index_col=0, float_precision="round_trip"),
-        options=manifest["options"],
-        filter_report=pd.read_csv(filter_file, index_col=0) if filter_file.is_file() else None,
-    )
+    return load(path)
 
 
 # ---------------------------------------------------------------------- statistics
@@ -463,32 +431,3 @@ def _mirna_info_frame(info, diagnostics: pd.DataFrame) -> pd.DataFrame:
     frame = frame.reindex(diagnostics["miRNA"]).reindex(columns=["n_isomirs", "n_samples"])
     frame.index.name = "miRNA"
     return frame
-
-
-def _save_posteriors(posteriors: dict, folder: Path) -> dict[str, str]:
-    """Write one netCDF per miRNA under numbered names; return miRNA -> file name."""
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for k, (mirna, idata) in enumerate(posteriors.items()):
-        files[mirna] = f"{k:05d}.nc"
-        idata.to_netcdf(str(folder / files[mirna]))
-    return files
-
-
-def _load_posteriors(files: dict[str, str], folder: Path) -> dict:
-    with az.rc_context({"data.load": "eager"}):
-        return {mirna: az.from_netcdf(str(folder / name)) for mirna, name in files.items()}
-
-
-def _design_dict(design: Design | None) -> dict | None:
-    if design is None:
-        return None
-    return {"formula": design.formula, "X": np.asarray(design.X).tolist(), "coef_names": design.coef_names,
-            "coef": design.coef, "slope_names": design.slope_names, "samples": design.samples}
-
-
-def _design_from_dict(values: dict | None) -> Design | None:
-    if values is None:
-        return None
-    return Design(values["formula"], np.asarray(values["X"], dtype=float), values["coef_names"],
-                  values["coef"], values["slope_names"], values["samples"])

@@ -147,6 +147,8 @@ class LaplaceInference(Inference):
 
     name = "laplace"
     process_parallel = True
+    fits_reduced_by_default = True
+    needs_x64 = True
     bucket_base = marginal.BUCKET_BASE
 
     def __init__(self, family: str = "nb", priors=None, **options) -> None:
