@@ -2,6 +2,11 @@
 
 Every command turns bad input (:class:`bayesmir.InputError`, a missing file) into one
 ``error: ...`` line on stderr and exit code 2, without a traceback.
+
+Exit codes (docs/exit_codes.md): 0 success (for ``fit``: at least one miRNA fitted; the last
+line says how many fits failed), 1 every fit failed, 2 bad input or output (unreadable data,
+``--out`` unusable or locked by another run), 130 interrupted (Ctrl-C; ``fit --resume``
+continues).
 """
 
 from __future__ import annotations
@@ -18,8 +23,25 @@ from bayesmir.errors import InputError
 
 app = typer.Typer(
     name="bayesmir", no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
-    help="Bayesian, isomiR-aware differential expression of microRNAs.",
+    help="Bayesian, isomiR-aware differential expression of microRNAs.\n\n"
+         "Exit codes: 0 success (fit: at least one miRNA fitted), 1 every fit failed, "
+         "2 bad input or output, 130 interrupted.",
 )
+
+EXIT_ALL_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+@app.callback()
+def _command_line_process() -> None:
+    """Run XLA and BLAS on one thread in this process, as in the workers, so that a serial run
+    and a parallel one give identical numbers (set before JAX starts; only in the CLI)."""
+    import os
+
+    from bayesmir.runner import WORKER_ENV
+
+    for name, value in WORKER_ENV.items():
+        os.environ.setdefault(name, value)
 
 LOG_BF_EVIDENCE = math.log(3.0)
 Q_LEVEL = 0.05
@@ -105,7 +127,14 @@ def fit(
     pooling: Annotated[bool, typer.Option("--pooling/--no-pooling",
                                           help="Cross-miRNA empirical-Bayes priors (laplace only).")] = False,
     jobs: Annotated[int, typer.Option("--jobs", help="Worker processes for methods that allow them "
-                                      "(laplace); -1: one per core.")] = -1,
+                                      "(laplace); -1: one per core.")] = 1,
+    scheduler: Annotated[str, typer.Option(
+        help="serial, processes (--jobs workers here), dask (a local dask cluster of --jobs workers) "
+             "or the address of a dask scheduler (tcp://host:8786).")] = "processes",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run in --out.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run (OUT.partial).")] = False,
+    retry_failed: Annotated[bool, typer.Option(
+        "--retry-failed", help="Fit again only the miRNAs whose fit failed in the run in --out.")] = False,
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", help="Only the final summary line.")] = False,
     draws: Annotated[int | None, typer.Option(help="Posterior draws (per chain for nuts).")] = None,
@@ -116,6 +145,11 @@ def fit(
 
     Writes the run directory (posteriors, diagnostics) plus mirna_table.csv,
     isomir_table.csv and slope_table.csv, prints the top miRNAs and a summary line.
+    Each finished miRNA is saved at once in OUT.partial; a killed or interrupted run
+    continues with --resume. A used --out is refused unless --overwrite.
+
+    Exit codes: 0 at least one miRNA fitted (the last line says how many fits failed),
+    1 every fit failed, 2 bad input or output, 130 interrupted.
 
     Example: bayesmir fit counts.csv --samples samples.csv --out models/run1
 
@@ -132,32 +166,50 @@ def fit(
     if not data.mirnas:
         raise InputError("no miRNA left after filtering; lower --min-mirna-logcpm or use --no-filter")
     options = method_options(method.value, family.value, draws=draws, tune=tune, chains=chains)
-    result = bayesmir.fit(
-        data, formula=formula, coef=coef, family=family.value, random_slope=random_slope,
-        method=method.value, normalisation=normalisation.value, pooling=pooling, seed=seed, n_jobs=jobs,
-        progress=not quiet, **options,
-    )
-    run = result.save(out)
-    write_inputs(run, counts, samples, filter_data, min_mirna_logcpm, min_isomir_logcpm, min_isomirs)
-    tables = {name: pd.read_csv(run / f"{name}_table.csv") for name in ("mirna", "isomir", "slope")}
+    try:
+        result = bayesmir.fit(
+            data, formula=formula, coef=coef, family=family.value, random_slope=random_slope,
+            method=method.value, normalisation=normalisation.value, pooling=pooling, seed=seed, n_jobs=jobs,
+            scheduler=scheduler, progress=not quiet, out=out, overwrite=overwrite, resume=resume,
+            retry_failed=retry_failed, **options,
+        )
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: the finished fits are kept in {out}.partial; continue with --resume",
+                   err=True)
+        raise typer.Exit(code=EXIT_INTERRUPTED) from None
+    write_inputs(out, counts, samples, filter_data, min_mirna_logcpm, min_isomir_logcpm, min_isomirs)
+    tables = {name: pd.read_csv(out / f"{name}_table.csv") for name in ("mirna", "isomir", "slope")}
     if not quiet:
         print_top(tables["mirna"])
-    typer.echo(summary_line(result, tables, run))
+    typer.echo(summary_line(result, tables, out))
+    if n_failed(result) == len(result.diagnostics):
+        raise typer.Exit(code=EXIT_ALL_FAILED)
+
+
+def n_failed(result) -> int:
+    """Fits (full model) that failed outright: no posterior."""
+    return sum(mirna not in result.posteriors for mirna in result.mirnas)
 
 
 def write_inputs(run: Path, counts: str, samples: Path | None, *filters) -> None:
-    """``inputs.json``: the command line, input files with their SHA-256, and the filter settings."""
+    """``inputs.json``: the command line, input file names with their SHA-256, and the filter settings.
+
+    File names only (no directories): a run folder holds no absolute path; the checksums
+    identify the data.
+    """
     import hashlib
-    import json
     import sys
 
     from bayesmir.data.example import example_path
+    from bayesmir.run_folder import write_json
 
     files = list(example_path()) if counts == "example" else [Path(counts)] + ([samples] if samples else [])
-    checksums = {str(path): hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in files}
+    checksums = {Path(path).name: hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in files}
     settings = dict(zip(("filter", "min_mirna_logcpm", "min_isomir_logcpm", "min_isomirs"), filters))
-    record = {"command": sys.argv, "counts": counts, "files_sha256": checksums, "filters": settings}
-    (run / "inputs.json").write_text(json.dumps(record, indent=1, default=str))
+    command = ["bayesmir", *(Path(arg).name if Path(arg).is_absolute() else arg for arg in sys.argv[1:])]
+    record = {"command": command, "counts": Path(counts).name, "files_sha256": checksums,
+              "filters": settings}
+    write_json(run / "inputs.json", record)
 
 
 def method_options(method: str, family: str, **given) -> dict:
@@ -201,7 +253,7 @@ def summary_line(result, tables: dict, run: Path) -> str:
     n_usage = int(slope.loc[usage, "miRNA"].nunique())
     n_flagged = int((~result.diagnostics["converged"]).sum())
     return (f"{len(result.diagnostics)} miRNAs: {n_de} DE at q < {Q_LEVEL}, {n_usage} with isomiR-usage "
-            f"evidence, {n_flagged} flagged fits; saved to {run}")
+            f"evidence, {n_flagged} flagged fits, {n_failed(result)} failed; saved to {run}")
 
 
 # ------------------------------------------------------------------ report
