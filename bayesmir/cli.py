@@ -158,7 +158,9 @@ def fit(
     import pandas as pd
 
     import bayesmir
+    from bayesmir.run_folder import check_target
 
+    check_target(out, overwrite, retry_failed)  # before the data: a used --out fails at once
     data = load_data(counts, samples)
     if filter_data:
         data = data.filter(min_mirna_logcpm=min_mirna_logcpm, min_isomir_logcpm=min_isomir_logcpm,

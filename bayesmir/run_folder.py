@@ -157,15 +157,7 @@ class RunFolder:
 
     # ---------------------------------------------------------------- opening
     def _check_target(self) -> None:
-        if self.out.exists() and not self.out.is_dir():
-            raise RunFolderError(f"--out {self.out}: exists and is not a folder")
-        if self.out.is_dir() and any(self.out.iterdir()):
-            if not is_run(self.out):
-                raise RunFolderError(f"--out {self.out}: folder is not empty and is not a bayesmir run; "
-                                     "choose a new or empty folder")
-            if not (self.overwrite or self.retry_failed):
-                raise RunFolderError(f"--out {self.out}: a complete run is already there; use --overwrite "
-                                     "to replace it or --retry-failed to refit its failed miRNAs")
+        check_target(self.out, self.overwrite, self.retry_failed)
 
     def _open_partial(self) -> None:
         if self.partial.exists() and not (self.resume or self.overwrite):
@@ -238,6 +230,22 @@ class RunFolder:
                 self.lock_path.unlink()
             os.close(self._lock)
             self._lock = None
+
+
+def check_target(out, overwrite: bool = False, retry_failed: bool = False) -> None:
+    """RunFolderError unless ``out`` may receive a run: absent, an empty folder, or a run to replace
+    (``overwrite``) or to complete (``retry_failed``). Cheap: the CLI calls it before reading data."""
+    out = Path(out)
+    with _output_errors(out):
+        if out.exists() and not out.is_dir():
+            raise RunFolderError(f"--out {out}: exists and is not a folder")
+        if out.is_dir() and any(out.iterdir()):
+            if not is_run(out):
+                raise RunFolderError(f"--out {out}: folder is not empty and is not a bayesmir run; "
+                                     "choose a new or empty folder")
+            if not (overwrite or retry_failed):
+                raise RunFolderError(f"--out {out}: a complete run is already there; use --overwrite "
+                                     "to replace it or --retry-failed to refit its failed miRNAs")
 
 
 def is_run(folder: Path) -> bool:

@@ -73,8 +73,9 @@ def one_error_line(stderr: str) -> str:
 
 
 def test_sigkill_then_resume_gives_identical_tables(small, tmp_path):
-    """Killed with SIGKILL after its first saved fit, resumed: tables equal an uninterrupted run's;
-    a second run into the same folder while the first holds it is refused with one line."""
+    """Killed with SIGKILL after its first saved fit, resumed: tables equal an uninterrupted run's
+    (exactly; only the wall-time column differs); a second run into the same folder while the
+    first holds it is refused with one line."""
     whole = bayesmir(*fit_args(small, tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr
     assert whole.stdout.strip().splitlines()[-1].startswith("3 miRNAs") and "0 failed" in whole.stdout
@@ -88,19 +89,30 @@ def test_sigkill_then_resume_gives_identical_tables(small, tmp_path):
     assert second.returncode == 2 and "another bayesmir process" in one_error_line(second.stderr)
     assert not (out / "run.json").exists() and out.with_name("killed.partial").is_dir()
 
-    refused = bayesmir(*fit_args(small, out, "--seed", "5", "--resume"))
-    assert refused.returncode == 2 and "other options (seed)" in one_error_line(refused.stderr)
     resumed = bayesmir(*fit_args(small, out, "--resume"))
     assert resumed.returncode == 0, resumed.stderr
     for name, table in tables(tmp_path / "whole").items():
         pd.testing.assert_frame_equal(table, tables(out)[name], check_exact=True, obj=name)
+    assert not list(tmp_path.glob("killed.*")), "no partial, old or lock file is left"
 
+
+@pytest.mark.slow
+def test_resume_refuses_other_options_and_used_folder_needs_overwrite(small, tmp_path):
+    """One error line for --resume with another seed and for a used --out; --overwrite replaces the
+    run and keeps a file bayesmir did not write."""
+    out = tmp_path / "killed"
+    process = start(small, out)
+    wait_for_fits(out, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    refused = bayesmir(*fit_args(small, out, "--seed", "5", "--resume"))
+    assert refused.returncode == 2 and "other options (seed)" in one_error_line(refused.stderr)
+    assert bayesmir(*fit_args(small, out, "--resume")).returncode == 0
     again = bayesmir(*fit_args(small, out))
     assert again.returncode == 2 and "--overwrite" in one_error_line(again.stderr)
     (out / "notes.txt").write_text("mine")
     replaced = bayesmir(*fit_args(small, out, "--overwrite", "--seed", "1"))
     assert replaced.returncode == 0 and (out / "notes.txt").read_text() == "mine"
-    assert not list(tmp_path.glob("killed.*")), "no partial, old or lock file is left"
 
 
 @pytest.mark.slow
