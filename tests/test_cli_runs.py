@@ -156,3 +156,14 @@ def test_all_fits_failed_exits_1(small, tmp_path, monkeypatch):
     result = CliRunner().invoke(app, fit_args(small, tmp_path / "run"))
     assert result.exit_code == 1, result.output
     assert result.output.strip().splitlines()[-1].endswith(f"3 failed; saved to {tmp_path / 'run'}")
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_equals_serial(small, tmp_path):
+    """`--scheduler dask --jobs 2` (a LocalCluster of 2 workers) gives the serial run's tables exactly:
+    the CLI runs XLA/BLAS on one thread in its own process as in the workers."""
+    serial = bayesmir(*fit_args(small, tmp_path / "serial"))
+    cluster = bayesmir(*fit_args(small, tmp_path / "dask", "--scheduler", "dask", "--jobs", "2"))
+    assert serial.returncode == 0 and cluster.returncode == 0, cluster.stderr
+    for name, table in tables(tmp_path / "serial").items():
+        pd.testing.assert_frame_equal(table, tables(tmp_path / "dask")[name], check_exact=True, obj=name)
