@@ -33,6 +33,8 @@ from bayesmir.fdr import benjamini_hochberg
 
 ALPHA = 0.05  # FDR level of the DE and frequentist calls
 USAGE_LOG_BF = math.log(3.0)  # log Bayes factor above which isomiR usage is called
+DEFAULT_LEVEL = 0.95  # mass of the reported intervals
+DEFAULT_DELTA = math.log(1.5)  # |log fold change| of P(|beta| > delta): a 1.5-fold change
 
 
 def bayes_qvalues(lfsr) -> np.ndarray:

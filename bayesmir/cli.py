@@ -6,6 +6,11 @@ stdout; progress (rich spinners and bars) and warnings go to stderr, progress si
 by ``--quiet``. Data and model options have the names and defaults of the Python API
 (``--reference group=ctrl`` is ``reference={"group": "ctrl"}``, ``--library-size`` is
 ``read_counts(library_size=...)``, ...).
+
+Exit codes (docs/exit_codes.md): 0 success (for ``fit``: at least one miRNA fitted; the last
+line says how many fits failed), 1 every fit failed, 2 bad input or output (unreadable data,
+``--out`` unusable or locked by another run), 130 interrupted (Ctrl-C; ``fit --resume``
+continues).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Annotated
 
 import typer
 
+from bayesmir.calls import DEFAULT_DELTA, DEFAULT_LEVEL
 from bayesmir.cli_inputs import (
     CoefOption,
     CountsArgument,
@@ -42,12 +48,25 @@ from bayesmir.errors import InputError
 
 app = typer.Typer(
     name="bayesmir", no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
-    help="Bayesian, isomiR-aware differential expression of microRNAs.",
+    help="Bayesian, isomiR-aware differential expression of microRNAs.\n\n"
+         "Exit codes: 0 success (fit: at least one miRNA fitted), 1 every fit failed, "
+         "2 bad input or output, 130 interrupted.",
 )
 
-DEFAULT_DELTA = math.log(1.5)
-"""Default threshold of P(|logFC| > delta): a 1.5-fold change (natural log)."""
-DEFAULT_LEVEL = 0.95
+EXIT_ALL_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+@app.callback()
+def _command_line_process() -> None:
+    """Run XLA and BLAS on one thread in this process, as in the workers, so that a serial run
+    and a parallel one give identical numbers (set before JAX starts; only in the CLI)."""
+    import os
+
+    from bayesmir.runner import WORKER_ENV
+
+    for name, value in WORKER_ENV.items():
+        os.environ.setdefault(name, value)
 
 
 class Method(str, Enum):
@@ -127,7 +146,14 @@ def fit(
     pooling: Annotated[bool, typer.Option("--pooling/--no-pooling",
                                           help="Cross-miRNA empirical-Bayes priors (laplace only).")] = False,
     jobs: Annotated[int, typer.Option("--jobs", help="Worker processes for methods that allow them "
-                                      "(laplace); -1: one per core.")] = -1,
+                                      "(laplace); -1: one per core.")] = 1,
+    scheduler: Annotated[str, typer.Option(
+        help="serial, processes (--jobs workers here), dask (a local dask cluster of --jobs workers) "
+             "or the address of a dask scheduler (tcp://host:8786).")] = "processes",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run in --out.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run (OUT.partial).")] = False,
+    retry_failed: Annotated[bool, typer.Option(
+        "--retry-failed", help="Fit again only the miRNAs whose fit failed in the run in --out.")] = False,
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress or top table: the summary line only.")] = False,
     draws: Annotated[int | None, typer.Option(help="Posterior draws (per chain for nuts).")] = None,
@@ -138,12 +164,21 @@ def fit(
 
     Writes the run directory (posteriors, diagnostics) plus mirna_table.csv,
     isomir_table.csv and slope_table.csv, prints the top miRNAs and a summary line.
+    Each finished miRNA is saved at once in OUT.partial; a killed or interrupted run
+    continues with --resume. A used --out is refused unless --overwrite.
+
+    Exit codes: 0 at least one miRNA fitted (the last line says how many fits failed),
+    1 every fit failed, 2 bad input or output, 130 interrupted.
 
     Example: bayesmir fit counts.csv --samples samples.csv --reference group=ctrl --out models/run1
 
     Example: bayesmir fit example --method nuts --out models/example
     """
-    check_level(level)
+    import pandas as pd
+
+    from bayesmir.run_folder import check_target
+
+    check_target(out, overwrite, retry_failed)  # before the data: a used --out fails at once
     data = load_data(counts, samples, library_size, quiet)
     filtered = data
     if filter_data:
@@ -157,49 +192,51 @@ def fit(
         import bayesmir.driver
 
         options = method_options(method.value, family.value, draws=draws, tune=tune, chains=chains)
-    result = bayesmir.driver.fit(
-        filtered, formula=formula, coef=coef, family=family.value, random_slope=random_slope,
-        method=method.value, reference=parse_reference(reference), normalisation=normalisation.value,
-        pooling=pooling, seed=seed, n_jobs=jobs, progress=not quiet, mirnas=chosen, **options,
-    )
-    result.options.update(delta=delta, level=level)
-    with step("saving the run", quiet):
-        run = result.save(out)
-        write_inputs(run, counts, samples, filter_data, min_mirna_logcpm, min_isomir_logcpm, min_isomirs)
-        tables = write_tables(result, run, delta, level)
+    try:
+        result = bayesmir.driver.fit(
+            filtered, formula=formula, coef=coef, family=family.value, random_slope=random_slope,
+            method=method.value, reference=parse_reference(reference), normalisation=normalisation.value,
+            pooling=pooling, seed=seed, n_jobs=jobs, scheduler=scheduler, progress=not quiet, mirnas=chosen,
+            delta=delta, level=level, out=out, overwrite=overwrite, resume=resume, retry_failed=retry_failed,
+            **options,
+        )
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: the finished fits are kept in {out}.partial; continue with --resume",
+                   err=True)
+        raise typer.Exit(code=EXIT_INTERRUPTED) from None
+    write_inputs(out, counts, samples, filter_data, min_mirna_logcpm, min_isomir_logcpm, min_isomirs)
+    tables = {name: pd.read_csv(out / f"{name}_table.csv") for name in ("mirna", "isomir", "slope")}
     if not quiet:
         print_top(tables["mirna"])
-    typer.echo(summary_line(result, tables, run))
+    typer.echo(summary_line(result, tables, out))
+    if n_failed(result) == len(result.diagnostics):
+        raise typer.Exit(code=EXIT_ALL_FAILED)
 
 
-def check_level(level: float) -> None:
-    """Interval mass strictly between 0 and 1."""
-    if not 0 < level < 1:
-        raise InputError(f"--level {level}: the interval mass must be between 0 and 1 (e.g. 0.95)")
-
-
-def write_tables(result, run: Path, delta: float, level: float) -> dict:
-    """The run's tables with the CLI's delta and interval level (FitResult.save writes its defaults)."""
-    tables = {"mirna": result.mirna_table(delta=delta, level=level),
-              "isomir": result.isomir_table(level=level), "slope": result.slope_table(level=level)}
-    for name, table in tables.items():
-        table.to_csv(run / f"{name}_table.csv", index=False)
-    return tables
+def n_failed(result) -> int:
+    """Fits (full model) that failed outright: no posterior."""
+    return sum(mirna not in result.posteriors for mirna in result.mirnas)
 
 
 def write_inputs(run: Path, counts: str, samples: Path | None, *filters) -> None:
-    """``inputs.json``: the command line, input files with their SHA-256, and the filter settings."""
+    """``inputs.json``: the command line, input file names with their SHA-256, and the filter settings.
+
+    File names only (no directories): a run folder holds no absolute path; the checksums
+    identify the data.
+    """
     import hashlib
-    import json
     import sys
 
     from bayesmir.data.example import example_path
+    from bayesmir.run_folder import write_json
 
     files = list(example_path()) if counts == "example" else [Path(counts)] + ([samples] if samples else [])
-    checksums = {str(path): hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in files}
+    checksums = {Path(path).name: hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in files}
     settings = dict(zip(("filter", "min_mirna_logcpm", "min_isomir_logcpm", "min_isomirs"), filters))
-    record = {"command": sys.argv, "counts": counts, "files_sha256": checksums, "filters": settings}
-    (run / "inputs.json").write_text(json.dumps(record, indent=1, default=str))
+    command = ["bayesmir", *(Path(arg).name if Path(arg).is_absolute() else arg for arg in sys.argv[1:])]
+    record = {"command": command, "counts": Path(counts).name, "files_sha256": checksums,
+              "filters": settings}
+    write_json(run / "inputs.json", record)
 
 
 def method_options(method: str, family: str, **given) -> dict:
@@ -242,7 +279,8 @@ def summary_line(result, tables: dict, run: Path) -> str:
     n_usage = calls.count_usage(tables["slope"])
     n_flagged = int((~result.diagnostics["converged"]).sum())
     return (f"{len(result.diagnostics)} miRNAs: {n_de} DE (qvalue < {calls.ALPHA}), {n_usage} with isomiR "
-            f"usage (log BF > log 3), {n_flagged} flagged fits (never called); saved to {run}")
+            f"usage (log BF > log 3), {n_flagged} flagged fits (never called), {n_failed(result)} failed; "
+            f"saved to {run}")
 
 
 # ------------------------------------------------------------------ report

@@ -30,12 +30,19 @@ Maximum likelihood (``latent_beta=False``): ``params = (beta (p), *hyper)``.
 Bayesian fast path (``latent_beta=True``): ``params = hyper``; ``beta`` is part of the
 latent field with prior ``N(0, diag(prior_sd^2))`` and is integrated out too.
 ``log theta`` is present but ignored for ``family="poisson"``.
+
+Process-wide settings
+---------------------
+Importing this module changes nothing in the process. Its entry points run under
+``jax.enable_x64(True)`` (:func:`in_x64`); the on-disk compile cache is switched on when
+bayesmir fits (:func:`use_compilation_cache`, opt out with ``BAYESMIR_JAX_CACHE=``); XLA's
+one-thread flags are set in worker processes and by the CLI (:data:`bayesmir.runner.WORKER_ENV`).
 """
 
 from __future__ import annotations
 
 import os
-from functools import partial
+from functools import partial, wraps
 from pathlib import Path
 from typing import NamedTuple
 
@@ -46,38 +53,34 @@ from jax.scipy.special import gammaln
 
 from bayesmir.problem import MirnaProblem, bucket_size, padded_counts
 
-jax.config.update("jax_enable_x64", True)
+
+def in_x64(function):
+    """``function`` run under ``jax.enable_x64(True)``: bayesmir computes in 64-bit without
+    switching the rest of the process (a user's other JAX code keeps JAX's default)."""
+
+    @wraps(function)
+    def wrapper(*args, **kwargs):
+        with jax.enable_x64(True):
+            return function(*args, **kwargs)
+
+    return wrapper
 
 
-def _use_compilation_cache() -> None:
-    """Keep compiled XLA programs on disk (``$BAYESMIR_JAX_CACHE``, default ``~/.cache/bayesmir/jax``;
-    empty to disable): a later process loads them instead of compiling again (~7 s per shape)."""
-    folder = os.environ.get("BAYESMIR_JAX_CACHE", str(Path.home() / ".cache" / "bayesmir" / "jax"))
+def compilation_cache_dir() -> str:
+    """Where compiled XLA programs are kept: ``$BAYESMIR_JAX_CACHE``, default
+    ``~/.cache/bayesmir/jax``; empty (``BAYESMIR_JAX_CACHE=``) disables the cache."""
+    return os.environ.get("BAYESMIR_JAX_CACHE", str(Path.home() / ".cache" / "bayesmir" / "jax"))
+
+
+def use_compilation_cache() -> None:
+    """Keep compiled programs on disk (:func:`compilation_cache_dir`), so a later process loads
+    them instead of compiling again (~7 s per shape). Called when bayesmir fits (not on
+    import); leaves a cache the user configured alone."""
+    folder = compilation_cache_dir()
     if folder and jax.config.jax_compilation_cache_dir is None:
         jax.config.update("jax_compilation_cache_dir", folder)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
-
-_use_compilation_cache()
-
-#: XLA flags for one thread per process (:func:`_single_threaded_xla`).
-SINGLE_THREAD_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-
-
-def _single_threaded_xla() -> None:
-    """Run XLA on one thread in this process (appended to ``$XLA_FLAGS`` unless already there).
-
-    One miRNA's matrices are small: a second thread made no fit faster (measured), and
-    numbers then do not depend on the thread count, so the processes of ``n_jobs`` give
-    bit-identical results whichever of them fits a miRNA. No effect if JAX already ran a
-    computation in this process before bayesmir was imported.
-    """
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_cpu_multi_thread_eigen" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} {SINGLE_THREAD_XLA_FLAGS}".strip()
-
-
-_single_threaded_xla()
 
 FAMILIES = ("nb", "poisson")
 BUCKET_BASE = 4  # isomiR axis padded to powers of 4 (see problem.bucket_size)
@@ -422,3 +425,10 @@ def draw_latent(gaussian: LatentGaussian, params, data: Arrays, normals_g, norma
     else:
         betas, v = jnp.broadcast_to(beta, (g.shape[0], p)), g
     return {"beta": betas, "sample_effect": s * v, "isomir_effect": w @ L.T}
+
+
+#: Entry points run in 64-bit (:func:`in_x64`); the private helpers are traced inside them.
+for _name in ("pack_problem", "cholesky_factor", "split_params", "initial_latent", "newton_update",
+              "find_mode", "log_marginal", "value_and_grad", "hessian", "latent_gaussian", "draw_latent"):
+    globals()[_name] = in_x64(globals()[_name])
+del _name

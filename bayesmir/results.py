@@ -24,7 +24,6 @@ Tables (failed fits appear with NaN and ``flag = "failed: ..."``, unconverged on
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime
 from pathlib import Path
@@ -34,16 +33,12 @@ import numpy as np
 import pandas as pd
 
 from bayesmir import calls
+from bayesmir.calls import DEFAULT_DELTA, DEFAULT_LEVEL
 from bayesmir.design import Design
+from bayesmir.errors import InputError
 from bayesmir.inference.base import DIAGNOSTIC_COLUMNS
 from bayesmir.problem import problem_from_idata
-from bayesmir.summaries import (
-    DEFAULT_DELTA,
-    DEFAULT_LEVEL,
-    coefficient_summary,
-    lfsr,
-    summary_columns,
-)
+from bayesmir.summaries import coefficient_summary, lfsr, summary_columns
 
 DIAGNOSTIC_NUMERIC = ("seconds", "rhat", "ess_bulk", "ess_tail", "divergences", "bfmi", "ess_importance",
                      "pareto_k")
@@ -106,8 +101,8 @@ class FitResult:
         return fits[mirna]
 
     # ------------------------------------------------------------------ tables
-    def mirna_table(self, delta: float = DEFAULT_DELTA, coefs: list[str] | None = None,
-                    level: float = DEFAULT_LEVEL) -> pd.DataFrame:
+    def mirna_table(self, delta: float | None = None, coefs: list[str] | None = None,
+                    level: float | None = None) -> pd.DataFrame:
         """Per miRNA and coefficient: posterior summaries, lfsr, P(|beta| > delta), qvalue, svalue.
 
         Exact from the mixture over the hyperparameter design for the nested Laplace method,
@@ -115,18 +110,21 @@ class FitResult:
 
         Parameters
         ----------
-        delta : float
-            Threshold of ``P(|beta| > delta)`` (natural-log fold change); default log 1.5. The
-            column is named with it, e.g. ``p_abs_gt_0.405``.
+        delta : float, optional
+            Threshold of ``P(|beta| > delta)`` (natural-log fold change); default the run's
+            ``delta`` (``fit(delta=...)``, log 1.5 unless set). The column is named with it,
+            e.g. ``p_abs_gt_0.405``.
         coefs : list of str, optional
             Coefficients to report; default every one but the intercept.
-        level : float
-            Mass of the equal-tailed (``ci_*``) and highest-density (``hdi_*``) intervals.
+        level : float, optional
+            Mass of the equal-tailed (``ci_*``) and highest-density (``hdi_*``) intervals;
+            default the run's ``level`` (``fit(level=...)``, 0.95 unless set).
 
         Returns
         -------
         pandas.DataFrame
         """
+        delta, level = self._delta(delta), self._level(level)
         rows = []
         default = coefs or self._default_coefs()
         for mirna in self.mirnas:
@@ -140,7 +138,7 @@ class FitResult:
         table["svalue"] = by_coef.transform(calls.svalues)
         return self._with_flags(table)
 
-    def isomir_table(self, level: float = DEFAULT_LEVEL) -> pd.DataFrame:
+    def isomir_table(self, level: float | None = None) -> pd.DataFrame:
         """Per isomiR: own log fold change, deviation from the miRNA's, baseline share.
 
         Returns
@@ -150,9 +148,10 @@ class FitResult:
             logfc_lfsr, deviation_estimate, deviation_sd, deviation_ci_low, deviation_ci_high,
             deviation_lfsr, baseline_share_estimate, baseline_share_ci_low,
             baseline_share_ci_high``, then ``converged`` and ``flag``. From draws (their
-            Monte Carlo error is that of ``draws``, and varies with the seed).
+            Monte Carlo error is that of ``draws``, and varies with the seed). ``level``: as in
+            :meth:`mirna_table`.
         """
-        tail = (1 - level) / 2
+        tail = (1 - self._level(level)) / 2
         rows = []
         for mirna in self.mirnas:
             idata = self.posteriors.get(mirna)
@@ -162,15 +161,15 @@ class FitResult:
             rows.extend(_isomir_rows(mirna, idata.posterior, self._coef_names(idata), tail))
         return self._with_flags(pd.DataFrame(rows), extra=False)
 
-    def slope_table(self, delta: float = 0.1, level: float = DEFAULT_LEVEL) -> pd.DataFrame:
+    def slope_table(self, delta: float = 0.1, level: float | None = None) -> pd.DataFrame:
         """Evidence for isomiR-specific slopes per miRNA (see the module docstring).
 
         Parameters
         ----------
         delta : float
             Threshold of ``P(sd_slope > delta)``, column ``p_sd_slope_gt_<delta>`` (3 decimals).
-        level : float
-            Mass of the equal-tailed interval of ``sd_slope``.
+        level : float, optional
+            Mass of the equal-tailed interval of ``sd_slope``; default the run's ``level``.
 
         Returns
         -------
@@ -179,7 +178,7 @@ class FitResult:
             p_sd_slope_gt_<delta>, elpd_diff, elpd_diff_se, log_bayes_factor,
             log_bayes_factor_se``, then ``converged`` (both fits) and ``flag``.
         """
-        tail = (1 - level) / 2
+        tail = (1 - self._level(level)) / 2
         p_sd = f"p_sd_slope_gt_{delta:.3f}"
         rows = []
         for mirna in self.mirnas:
@@ -202,6 +201,17 @@ class FitResult:
                    "elpd_diff", "elpd_diff_se", "log_bayes_factor", "log_bayes_factor_se"]
         table = pd.DataFrame(rows).reindex(columns=columns)
         return self._with_flags(table, extra=False, both_models=True)
+
+    def _delta(self, delta: float | None) -> float:
+        """``delta`` or the run's (``options["delta"]``), else :data:`DEFAULT_DELTA`."""
+        return float(self.options.get("delta", DEFAULT_DELTA) if delta is None else delta)
+
+    def _level(self, level: float | None) -> float:
+        """``level`` or the run's (``options["level"]``), else :data:`DEFAULT_LEVEL`."""
+        level = float(self.options.get("level", DEFAULT_LEVEL) if level is None else level)
+        if not 0 < level < 1:
+            raise InputError(f"level {level}: the interval mass must be between 0 and 1 (e.g. 0.95)")
+        return level
 
     def _default_coefs(self) -> list[str | None]:
         """Non-intercept coefficients of the design (or of any fit); ``[None]`` if unknown."""
@@ -239,36 +249,25 @@ class FitResult:
 
     # ------------------------------------------------------------------ saving
     def save(self, path: str | Path | None = None) -> Path:
-        """Write the run to a directory (netCDF per miRNA, CSV/JSON for the rest, and :meth:`tables`).
+        """Write the run to a run folder (see :mod:`bayesmir.run_folder`; read it with :func:`load_fit`).
 
         Parameters
         ----------
         path : str or Path, optional
-            Run directory; default ``models/bayesmir-<method>-<timestamp>``.
+            Run folder: new, empty or an earlier run (replaced; files bayesmir did not write are
+            kept); default ``models/bayesmir-<method>-<timestamp>``.
 
         Returns
         -------
         Path
-            The run directory (read it back with :func:`load_fit`).
+            The run folder.
         """
+        from bayesmir.run_folder import save
+
         if path is None:
             stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
             path = Path("models") / f"bayesmir-{self.options.get('method', 'fit')}-{stamp}"
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        files = {"full": _save_posteriors(self.posteriors, path / "posteriors" / "full"),
-                 "reduced": _save_posteriors(self.posteriors_reduced, path / "posteriors" / "reduced")}
-        self.diagnostics.to_csv(path / "diagnostics.csv", index=False)
-        if self.diagnostics_reduced is not None:
-            self.diagnostics_reduced.to_csv(path / "diagnostics_reduced.csv", index=False)
-        self.mirna_info.to_csv(path / "mirna_info.csv")
-        if isinstance(self.filter_report, pd.DataFrame):
-            self.filter_report.to_csv(path / "filter_report.csv", index=True)
-        manifest = {"options": self.options, "files": files, "design": _design_dict(self.design)}
-        (path / "run.json").write_text(json.dumps(manifest, indent=1, default=str))
-        for name, table in self.tables().items():
-            table.to_csv(path / f"{name}_table.csv", index=False)
-        return path
+        return save(self, path)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The default tables of the run, as :meth:`save` writes them (``<name>_table.csv``).
@@ -285,31 +284,11 @@ class FitResult:
 
 
 def load_fit(path: str | Path) -> FitResult:
-    """Read a run directory written by :meth:`FitResult.save`.
+    """Read a run folder written by :func:`bayesmir.fit` or :meth:`FitResult.save`
+    (:func:`bayesmir.run_folder.load_fit`)."""
+    from bayesmir.run_folder import load_fit as load
 
-    Raises
-    ------
-    InputError
-        ``path`` is not a run directory.
-    """
-    from bayesmir.errors import InputError
-
-    path = Path(path)
-    if not (path / "run.json").is_file():
-        raise InputError(f"{path}: not a bayesmir run directory (no run.json)")
-    manifest = json.loads((path / "run.json").read_text())
-    reduced_file = path / "diagnostics_reduced.csv"
-    filter_file = path / "filter_report.csv"
-    return FitResult(
-        posteriors=_load_posteriors(manifest["files"]["full"], path / "posteriors" / "full"),
-        diagnostics=_read_diagnostics(path / "diagnostics.csv"),
-        posteriors_reduced=_load_posteriors(manifest["files"]["reduced"], path / "posteriors" / "reduced"),
-        diagnostics_reduced=_read_diagnostics(reduced_file) if reduced_file.is_file() else None,
-        design=_design_from_dict(manifest["design"]),
-        mirna_info=pd.read_csv(path / "mirna_info.csv", index_col=0, float_precision="round_trip"),
-        options=manifest["options"],
-        filter_report=pd.read_csv(filter_file, index_col=0) if filter_file.is_file() else None,
-    )
+    return load(path)
 
 
 # ---------------------------------------------------------------------- statistics
@@ -416,32 +395,3 @@ def _mirna_info_frame(info, diagnostics: pd.DataFrame) -> pd.DataFrame:
     frame = frame.reindex(diagnostics["miRNA"]).reindex(columns=["n_isomirs", "n_samples"])
     frame.index.name = "miRNA"
     return frame
-
-
-def _save_posteriors(posteriors: dict, folder: Path) -> dict[str, str]:
-    """Write one netCDF per miRNA under numbered names; return miRNA -> file name."""
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for k, (mirna, idata) in enumerate(posteriors.items()):
-        files[mirna] = f"{k:05d}.nc"
-        idata.to_netcdf(str(folder / files[mirna]))
-    return files
-
-
-def _load_posteriors(files: dict[str, str], folder: Path) -> dict:
-    with az.rc_context({"data.load": "eager"}):
-        return {mirna: az.from_netcdf(str(folder / name)) for mirna, name in files.items()}
-
-
-def _design_dict(design: Design | None) -> dict | None:
-    if design is None:
-        return None
-    return {"formula": design.formula, "X": np.asarray(design.X).tolist(), "coef_names": design.coef_names,
-            "coef": design.coef, "slope_names": design.slope_names, "samples": design.samples}
-
-
-def _design_from_dict(values: dict | None) -> Design | None:
-    if values is None:
-        return None
-    return Design(values["formula"], np.asarray(values["X"], dtype=float), values["coef_names"],
-                  values["coef"], values["slope_names"], values["samples"])

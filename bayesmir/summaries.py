@@ -13,10 +13,8 @@ import math
 import arviz as az
 import numpy as np
 
+from bayesmir.calls import DEFAULT_DELTA, DEFAULT_LEVEL
 from bayesmir.mixture import MIXTURE_GROUP, GaussianMixture, p_abs_column, summarise_mixture
-
-DEFAULT_LEVEL = 0.95  # mass of the reported intervals
-DEFAULT_DELTA = math.log(1.5)  # |log fold change| of P(|beta| > delta): a 1.5-fold change
 
 
 def summary_columns(delta: float) -> list[str]:

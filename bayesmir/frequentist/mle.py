@@ -11,6 +11,7 @@ lme4) the SE conditional on the variance parameters is used instead.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 
@@ -18,9 +19,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from bayesmir import marginal
+from bayesmir import marginal, runner
 from bayesmir.design import build_design
-from bayesmir.problem import MirnaProblem, mirna_problems, reduced_problem
+from bayesmir.problem import MirnaProblem, bucket_size, mirna_problems, reduced_problem
 
 #: Upper bound of log theta (theta = 1e4 is practically Poisson), as a safety cap.
 LOG_THETA_MAX = float(np.log(1e4))
@@ -71,6 +72,7 @@ def start_values(problem: MirnaProblem, family: str) -> np.ndarray:
     return np.concatenate([beta, entries, [0.2, log_theta]])
 
 
+@marginal.in_x64
 def fit_problem(problem: MirnaProblem, family: str = "nb", coef: str | None = None) -> dict:
     """Maximum-likelihood fit of one miRNA; returns one row of the frequentist table.
 
@@ -202,25 +204,34 @@ def failed_row(problem: MirnaProblem, coef: str | None, error: Exception) -> dic
     return row
 
 
-def fit_rows(problems: list[MirnaProblem], family: str, coef: str | None, n_jobs: int) -> list[dict]:
-    """Fit every problem (in parallel processes with ``n_jobs > 1``), never stopping."""
-    if n_jobs != 1 and len(problems) > 1:
-        from joblib import Parallel, delayed
-
-        chunks = np.array_split(np.arange(len(problems)), min(abs(n_jobs) * 4, len(problems)))
-        parts = Parallel(n_jobs=n_jobs)(
-            delayed(fit_rows)([problems[i] for i in chunk], family, coef, 1) for chunk in chunks)
-        return [row for part in parts for row in part]
-    rows = []
-    for problem in problems:
-        start = time.perf_counter()
-        try:
-            row = fit_problem(problem, family, coef)
-        except Exception as error:  # noqa: BLE001 - one failure never stops the loop
-            row = failed_row(problem, coef, error)
-        row["seconds"] = time.perf_counter() - start
-        rows.append(row)
+def fit_rows(problems: list[MirnaProblem], family: str, coef: str | None, n_jobs: int = 1,
+             scheduler: str = "processes", progress: bool = False) -> list[dict]:
+    """Fit every problem on the runner (:mod:`bayesmir.runner`), never stopping; rows in input order."""
+    tasks = [runner.Task(i, problem, 0) for i, problem in enumerate(problems)]
+    rows: list = [None] * len(tasks)
+    stream = runner.run(functools.partial(fit_row, family, coef), tasks, scheduler=scheduler, n_jobs=n_jobs,
+                        shape_key=_shape_key, progress=progress, label="bayesmir ML fit")
+    for task, row in stream:
+        rows[task.key] = row
     return rows
+
+
+def fit_row(family: str, coef: str | None, problem: MirnaProblem, seed: int = 0) -> dict:
+    """One table row, timed; a fit that raises becomes a failed row (``seed`` is unused: the ML
+    fit is deterministic)."""
+    start = time.perf_counter()
+    try:
+        row = fit_problem(problem, family, coef)
+    except Exception as error:  # noqa: BLE001 - one failure never stops the loop
+        row = failed_row(problem, coef, error)
+    row["seconds"] = time.perf_counter() - start
+    return row
+
+
+def _shape_key(problem: MirnaProblem) -> tuple:
+    """What the compiled programs depend on: samples, padded isomiRs, p, q."""
+    return (problem.n_samples, bucket_size(problem.n_isomirs, marginal.BUCKET_BASE), *problem.X.shape[1:],
+            problem.Z.shape[1])
 
 
 def fit_frequentist(
@@ -231,6 +242,8 @@ def fit_frequentist(
     random_slope: bool = True,
     n_jobs: int = 1,
     reference: dict[str, str] | None = None,
+    scheduler: str = "processes",
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Maximum-likelihood NB (or Poisson) GLMM per miRNA, as miRglmm's ``glmer.nb``.
 
@@ -245,6 +258,11 @@ def fit_frequentist(
         Random isomiR slopes on the coefficient's term (False: intercepts only).
     n_jobs : int
         Worker processes (each compiles once; worth it for many miRNAs only).
+    scheduler : str
+        ``"processes"``, ``"serial"``, ``"dask"`` or a dask scheduler address, as
+        :func:`bayesmir.fit` (:mod:`bayesmir.runner`).
+    progress : bool
+        Progress bar on stderr.
 
     Returns
     -------
@@ -253,6 +271,8 @@ def fit_frequentist(
         plus ``seconds``; log fold changes are natural logs. A failed fit has
         ``converged=False`` and the error in ``message``.
     """
+    runner.check_scheduler(scheduler)
+    marginal.use_compilation_cache()
     problems, coef = problems_from(data_or_problems, formula, coef, reference, random_slope)
-    rows = fit_rows(problems, family, coef, n_jobs)
+    rows = fit_rows(problems, family, coef, n_jobs, scheduler, progress)
     return pd.DataFrame(rows, columns=[*COLUMNS, "seconds"])

@@ -79,12 +79,28 @@ class Inference(ABC):
         (``False`` when the method already uses every core, as nutpie does).
     bucket_base : int
         The isomiR axis is padded to powers of this (:func:`~bayesmir.problem.bucket_size`).
+    fits_reduced_by_default : bool
+        Whether :func:`bayesmir.fit` also fits the reduced (no-slope) model unless told.
+    needs_x64 : bool
+        The method computes in 64-bit JAX: its ``__init__``, ``prepare`` and ``fit_one`` run
+        under ``jax.enable_x64(True)``, leaving the rest of the process in JAX's default.
     """
 
     name: str = "base"
     experimental: bool = False
     process_parallel: bool = False
     bucket_base: int = 2
+    fits_reduced_by_default: bool = False
+    needs_x64: bool = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.needs_x64:
+            from bayesmir.marginal import in_x64
+
+            for name in ("__init__", "prepare", "fit_one"):
+                if name in vars(cls):
+                    setattr(cls, name, in_x64(vars(cls)[name]))
 
     def __init__(self, family: str = "nb", priors: Priors | None = None, **options) -> None:
         self.family = family

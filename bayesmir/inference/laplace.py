@@ -162,6 +162,8 @@ class LaplaceInference(Inference):
 
     name = "laplace"
     process_parallel = True
+    fits_reduced_by_default = True
+    needs_x64 = True
     bucket_base = marginal.BUCKET_BASE
 
     def __init__(self, family: str = "nb", priors=None, **options) -> None:
@@ -172,7 +174,8 @@ class LaplaceInference(Inference):
         n_hyper = self.options["n_hyper"]
         if not (isinstance(n_hyper, int | np.integer) and n_hyper >= 8 and n_hyper & (n_hyper - 1) == 0):
             raise ValueError(f"laplace option n_hyper must be a power of 2 (Sobol points), at least 8, not {n_hyper!r}")
-        self._priors_vec = jnp.asarray([getattr(self.priors, f) for f in _PriorsView.FIELDS], dtype=float)
+        # numpy, not jnp: the copy pickled to a worker process stays float64
+        self._priors_vec = np.asarray([getattr(self.priors, f) for f in _PriorsView.FIELDS], dtype=float)
 
     # ------------------------------------------------------------------ steps
     def pack(self, problem: MirnaProblem) -> marginal.Arrays:
