@@ -171,8 +171,10 @@ def median_ratio_log_size_factors(log_counts: np.ndarray) -> np.ndarray:
 
 BIWEIGHT_K = 2.0
 """Tukey biweight tuning constant of :func:`null_centre`, in standard errors. Smaller is closer
-to the mode (less pulled by changes in one direction) but noisier; 2 was the best trade-off of
-2, 2.5 and 3 on simulations with 25% of miRNAs up (``benchmarks/results/calibration.md``)."""
+to the mode (less pulled by changes in one direction) but noisier. Measured on 20 simulations
+with 25% of miRNAs up (3+3, 5+5, 10+10 samples; exploratory, not kept as a benchmark): mean offset
+error -0.023, -0.007, -0.002 with k = 2 against -0.023, -0.010, -0.005 with 2.5 and -0.030,
+-0.015, -0.007 with 3, at similar SDs; ``benchmarks/bench_normalisation.py`` measures k = 2."""
 PRIOR_DF = 4.0
 """Prior degrees of freedom moderating each miRNA's residual variance towards the median one."""
 

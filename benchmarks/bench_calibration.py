@@ -19,7 +19,7 @@ against the truth, TPR at the threshold giving TNR >= 0.95.
 
 Run (from the repository root, ``PYTHONPATH=$PWD``)::
 
-    python benchmarks/bench_calibration.py                      # everything, ~1 h on 1 core
+    python benchmarks/bench_calibration.py                      # everything: ~35 min, 1 core, loaded machine
     python benchmarks/bench_calibration.py --cells n3v3_flat,stress5v5 --methods laplace_robust,ml --n-mirnas 60
 
 Results: ``benchmarks/results/calibration.csv`` (rows merged by cell and method, so runs in
