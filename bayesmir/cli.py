@@ -82,6 +82,7 @@ class Family(str, Enum):
 
 
 class Normalisation(str, Enum):
+    robust = "robust"
     total = "total"
     median_ratio = "median_ratio"
 
@@ -139,7 +140,9 @@ def fit(
     min_mirna_logcpm: MinMirnaOption = 5.0,
     min_isomir_logcpm: MinIsomirOption = -1.0,
     min_isomirs: MinIsomirsOption = 2,
-    normalisation: Annotated[Normalisation, typer.Option(help="Library-size offset.")] = Normalisation.total,
+    normalisation: Annotated[Normalisation, typer.Option(
+        help="Library-size offset: robust (composition-robust, default), total (miRglmm's log T/1e4) "
+             "or median_ratio (DESeq2's size factors).")] = Normalisation.robust,
     delta: Annotated[float, typer.Option(
         help="Threshold of P(|logFC| > delta) in mirna_table (natural log; default log 1.5).")] = DEFAULT_DELTA,
     level: Annotated[float, typer.Option(help="Mass of the reported intervals.")] = DEFAULT_LEVEL,
@@ -364,7 +367,8 @@ def compare(
         with step(f"fitting the ML model and LRT to {len(result.mirnas)} miRNAs", quiet):
             table = lrt(problems, formula=result.options.get("formula") or "~ group",
                         coef=result.options.get("coef"), family=result.options.get("family", "nb"),
-                        reference=result.options.get("reference"))
+                        reference=result.options.get("reference"),
+                        normalisation=result.options.get("normalisation") or "total")
         table.to_csv(Path(run) / "frequentist.csv", index=False)
     else:
         table = read_frequentist(frequentist)

@@ -28,7 +28,7 @@ from bayesmir.errors import InputError
 from bayesmir.inference import Inference, diagnostics_row, get_method
 from bayesmir.pooling import pooled_priors
 from bayesmir.priors import Priors
-from bayesmir.problem import MirnaProblem, mirna_problems, reduced_problem
+from bayesmir.problem import DEFAULT_NORMALISATION, MirnaProblem, mirna_problems, reduced_problem
 from bayesmir.provenance import run_options, versions
 from bayesmir.results import FitResult
 from bayesmir.run_folder import RunFolder, data_sha256, read_result
@@ -49,7 +49,7 @@ def fit(
     method: str | Inference = "laplace",
     priors: Priors | None = None,
     reference: dict[str, str] | None = None,
-    normalisation: str = "total",
+    normalisation: str = DEFAULT_NORMALISATION,
     seed: int = 0,
     n_jobs: int = 1,
     scheduler: str = "processes",
@@ -89,8 +89,11 @@ def fit(
         Prior scales; default ``Priors()``.
     reference : dict, optional
         Reference level per categorical variable, e.g. ``{"group": "nb"}``.
-    normalisation : {"total", "median_ratio"}
-        Library-size offset; see :func:`bayesmir.problem.library_offset`.
+    normalisation : {"robust", "total", "median_ratio"}
+        Library-size offset (:func:`bayesmir.problem.library_offset`). ``"robust"`` (default)
+        centres the fold changes on the mode of the miRNAs' (robust to one-sided DE of
+        abundant miRNAs); ``"total"`` is miRglmm's ``log(T_i / 1e4)``; ``"median_ratio"``
+        DESeq2's size factors.
     seed : int
         Run seed; each miRNA gets :func:`mirna_seed` of it and its name, so the numbers do not
         depend on the scheduler, the number of workers or the order of the fits.

@@ -18,6 +18,7 @@ from bayesmir.data import validation
 from bayesmir.data.annotations import ANNOTATION_COLUMNS, annotate_isomirs
 from bayesmir.data.container import IsomirData
 from bayesmir.errors import InputError
+from bayesmir.problem import DEFAULT_NORMALISATION
 
 
 def read_in_memory(obj, samples=None, library_size=None, multimapping: str = "keep") -> IsomirData:
@@ -183,7 +184,7 @@ def _h5ad_friendly(frame: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------- bambi
 def to_bambi(data: IsomirData, mirna: str, formula: str = "~ group", priors=None, family: str = "nb",
-             random_slope: bool = True, normalisation: str = "total", reference: dict[str, str] | None = None):
+             random_slope: bool = True, normalisation: str = DEFAULT_NORMALISATION, reference: dict[str, str] | None = None):
     """One miRNA's isomiR model as a ``bambi.Model``, to extend with bambi's formula language.
 
     The model is ``count ~ <fixed> + offset(log_library) + (1 + <slope term> | sequence) +

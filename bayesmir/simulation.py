@@ -21,6 +21,9 @@ level. The generating process follows the monocyte-scale benchmark of
   with the group (isomiR slopes still move a miRNA's total a little, as in data);
   fold change ``normal(2, 1)`` clipped to ``[1.05, 3]`` as in the paper, or
   ``|normal(0, beta_sd)|`` on the log scale when ``beta_sd`` is given;
+  ``de_direction="up"`` instead makes every DE miRNA go up, unpaired, with the most
+  abundant miRNA among them (the composition-stress scenario: the library size, and
+  any offset that assumes a balanced change, moves with the group);
 - a fraction ``frac_slope`` of miRNAs has isomiR-specific slopes ``tau1_j``
   with sd ``sd_slope`` (the others none); per-sample effects ``tau_i`` are drawn
   per miRNA with sd ``sd_sample``;
@@ -46,6 +49,8 @@ GEOMETRIC_P = 0.25
 """Success probability of the geometric number of extra isomiRs per miRNA."""
 FOLD_CHANGE_MEAN, FOLD_CHANGE_SD, FOLD_CHANGE_RANGE = 2.0, 1.0, (1.05, 3.0)
 """The miRglmm paper's fold-change protocol (used when ``beta_sd`` is None)."""
+DE_DIRECTIONS = ("paired", "up")
+"""``simulate(de_direction=...)``: balanced up/down pairs, or every DE miRNA up."""
 SEQUENCE_LENGTHS = (18, 24)
 NUCLEOTIDES = np.array(list("ACGT"))
 """DNA alphabet, as the readers normalise sequences (U -> T), so truth_isomir matches fitted isomiRs."""
@@ -115,6 +120,7 @@ def simulate(
     sd_sample: float = 0.2,
     dispersion: float | tuple[float, float] = 10.0,
     library_size: tuple[float, float] = (5e5, 2e6),
+    de_direction: str = "paired",
     seed: int = 0,
 ) -> Simulation:
     """Simulate isomiR-level counts from the NB GLMM with known truth.
@@ -138,6 +144,10 @@ def simulate(
         NB ``theta`` (variance ``mu + mu^2 / theta``), or bounds of a uniform per miRNA.
     library_size : (float, float)
         Range of sequencing depths ``D_i``.
+    de_direction : {"paired", "up"}
+        ``"paired"``: DE miRNAs in abundance-matched up/down pairs (library size
+        unmoved); ``"up"``: every DE miRNA up, the most abundant miRNA among them
+        (composition stress).
     seed : int
         Seed of ``numpy.random.default_rng``; same seed, same data.
 
@@ -146,11 +156,14 @@ def simulate(
     Simulation
     """
     _check_arguments(n_mirnas, n_samples, n_isomirs, groups, frac_de, frac_slope, library_size)
+    if de_direction not in DE_DIRECTIONS:
+        raise InputError(f"simulate: de_direction must be one of {DE_DIRECTIONS}, not {de_direction!r}")
     rng = np.random.default_rng(seed)
     samples = _samples(n_samples, groups)
     x = (samples["group"] == groups[1]).to_numpy(dtype=float)
     depth = pd.Series(_depths(rng, n_samples, library_size), index=samples.index, name="depth")
-    mirnas = _mirna_truth(rng, n_mirnas, n_isomirs, beta_sd, frac_de, frac_slope, sd_slope, dispersion)
+    mirnas = _mirna_truth(rng, n_mirnas, n_isomirs, beta_sd, frac_de, frac_slope, sd_slope, dispersion,
+                          de_direction)
     counts, isomirs = [], []
     for row in mirnas.itertuples():
         table, truth, intercept = _one_mirna(rng, row, x, depth, samples.index, sd_isomir, sd_sample)
@@ -202,7 +215,8 @@ def _depths(rng: np.random.Generator, n_samples: int, bounds: tuple[float, float
     return np.exp(np.clip(log_depth, low, high))
 
 
-def _mirna_truth(rng, n_mirnas, n_isomirs, beta_sd, frac_de, frac_slope, sd_slope, dispersion):
+def _mirna_truth(rng, n_mirnas, n_isomirs, beta_sd, frac_de, frac_slope, sd_slope, dispersion,
+                 de_direction="paired"):
     """Per-miRNA truth: library share, isomiR count, fold change, slope SD, theta."""
     width = len(str(n_mirnas - 1))
     names = [f"sim-miR-{k:0{width}d}" for k in range(n_mirnas)]
@@ -210,7 +224,11 @@ def _mirna_truth(rng, n_mirnas, n_isomirs, beta_sd, frac_de, frac_slope, sd_slop
     share = np.exp(log_share - np.log(np.exp(log_share).sum()))
     low, high = n_isomirs
     sizes = low + np.minimum(rng.geometric(GEOMETRIC_P, size=n_mirnas) - 1, high - low)
-    logfc, share = _paired_fold_changes(rng, share, round(frac_de * n_mirnas), beta_sd)
+    n_de = round(frac_de * n_mirnas)
+    if de_direction == "up":
+        logfc = _upward_fold_changes(rng, share, n_de, beta_sd)
+    else:
+        logfc, share = _paired_fold_changes(rng, share, n_de, beta_sd)
     has_slope = np.zeros(n_mirnas, dtype=bool)
     has_slope[rng.choice(n_mirnas, size=round(frac_slope * n_mirnas), replace=False)] = True
     if np.ndim(dispersion) == 0:
@@ -222,6 +240,24 @@ def _mirna_truth(rng, n_mirnas, n_isomirs, beta_sd, frac_de, frac_slope, sd_slop
         "sd_slope": np.where(has_slope, sd_slope, 0.0), "n_isomirs": sizes.astype(int),
         "intercept": np.nan, "dispersion": theta, "share": share,
     })
+
+
+def _fold_change_sizes(rng, n: int, beta_sd: float | None) -> np.ndarray:
+    """``n`` absolute log fold changes: the paper's protocol, or ``|normal(0, beta_sd)|``."""
+    if beta_sd is None:
+        return np.log(np.clip(rng.normal(FOLD_CHANGE_MEAN, FOLD_CHANGE_SD, n), *FOLD_CHANGE_RANGE))
+    return np.abs(rng.normal(0.0, beta_sd, n))
+
+
+def _upward_fold_changes(rng, share: np.ndarray, n_de: int, beta_sd: float | None) -> np.ndarray:
+    """Log fold changes of ``n_de`` miRNAs that all go up, the most abundant miRNA among them."""
+    logfc = np.zeros(len(share))
+    if n_de == 0:
+        return logfc
+    top = int(np.argmax(share))
+    others = rng.choice(np.delete(np.arange(len(share)), top), size=n_de - 1, replace=False)
+    logfc[np.r_[top, others]] = _fold_change_sizes(rng, n_de, beta_sd)
+    return logfc
 
 
 def _paired_fold_changes(rng, share: np.ndarray, n_de: int, beta_sd: float | None):
@@ -239,11 +275,7 @@ def _paired_fold_changes(rng, share: np.ndarray, n_de: int, beta_sd: float | Non
     chosen = rng.choice(len(share), size=n_de, replace=False)
     chosen = chosen[np.argsort(-share[chosen], kind="stable")]
     n_pairs = (n_de + 1) // 2
-    if beta_sd is None:
-        fold = np.clip(rng.normal(FOLD_CHANGE_MEAN, FOLD_CHANGE_SD, n_pairs), *FOLD_CHANGE_RANGE)
-        size = np.log(fold)
-    else:
-        size = np.abs(rng.normal(0.0, beta_sd, n_pairs))
+    size = _fold_change_sizes(rng, n_pairs, beta_sd)
     signs = rng.permuted(np.tile([1.0, -1.0], (n_pairs, 1)), axis=1).ravel()[:n_de]
     logfc[chosen] = np.repeat(size, 2)[:n_de] * signs
     for first, second in zip(chosen[0::2], chosen[1::2]):

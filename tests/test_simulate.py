@@ -151,3 +151,20 @@ def test_reference_makes_fits_estimate_the_simulated_fold_change():
     assert set(fits["coef"]) == {"group[T.case]"}
     truth = sim.truth_mirna.set_index("miRNA")["logfc"].reindex(fits.index)
     assert np.corrcoef(fits["estimate"], truth)[0, 1] > 0.8
+
+
+def test_de_direction_up_makes_every_de_mirna_go_up_the_most_abundant_among_them():
+    sim = simulate(n_mirnas=40, frac_de=0.25, de_direction="up", seed=8)
+    truth = sim.truth_mirna
+    assert truth["is_de"].sum() == 10 and (truth.loc[truth["is_de"], "logfc"] > 0).all()
+    assert truth.loc[truth["share"].idxmax(), "is_de"]
+    # composition stress: the case group's library grows relative to its depth (the DE miRNAs hold
+    # > 25% of the library and go up by >= 5%); per-sample noise (sd 0.2 per miRNA) averages out
+    ratio = np.log(sim.library_size / sim.depth)
+    case = sim.samples["group"] == "case"
+    assert ratio[case].mean() - ratio[~case].mean() > 0.02
+
+
+def test_bad_de_direction_raises_input_error():
+    with pytest.raises(InputError, match="de_direction"):
+        simulate(de_direction="down")

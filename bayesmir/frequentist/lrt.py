@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from bayesmir.frequentist.mle import fit_frequentist, problems_from
-from bayesmir.problem import reduced_problem
+from bayesmir.problem import DEFAULT_NORMALISATION, reduced_problem
 
 LRT_COLUMNS = ["loglik_reduced", "lrt_stat", "lrt_df", "lrt_p_naive", "lrt_p_1df", "lrt_p_mixture"]
 
@@ -46,6 +46,7 @@ def lrt(
     family: str = "nb",
     n_jobs: int = 1,
     reference: dict[str, str] | None = None,
+    normalisation: str = DEFAULT_NORMALISATION,
 ) -> pd.DataFrame:
     """Fit full and reduced models per miRNA and test the isomiR random slopes.
 
@@ -54,7 +55,7 @@ def lrt(
     data_or_problems : IsomirData or sequence of MirnaProblem
         As in :func:`~bayesmir.frequentist.fit_frequentist`; problems must carry the
         full random-effect design (intercept and slopes).
-    formula, coef, family, n_jobs, reference
+    formula, coef, family, n_jobs, reference, normalisation
         As in :func:`~bayesmir.frequentist.fit_frequentist`.
 
     Returns
@@ -64,7 +65,8 @@ def lrt(
         lrt_p_naive, lrt_p_1df, lrt_p_mixture`` (statistic floored at 0; NaN when either
         fit failed).
     """
-    problems, coef = problems_from(data_or_problems, formula, coef, reference, random_slope=True)
+    problems, coef = problems_from(data_or_problems, formula, coef, reference, random_slope=True,
+                                   normalisation=normalisation)
     full = fit_frequentist(problems, coef=coef, family=family, n_jobs=n_jobs)
     reduced = fit_frequentist([reduced_problem(p) for p in problems], coef=coef, family=family,
                               n_jobs=n_jobs)

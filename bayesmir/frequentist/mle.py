@@ -21,7 +21,13 @@ from scipy import optimize, stats
 
 from bayesmir import marginal, runner
 from bayesmir.design import build_design
-from bayesmir.problem import MirnaProblem, bucket_size, mirna_problems, reduced_problem
+from bayesmir.problem import (
+    DEFAULT_NORMALISATION,
+    MirnaProblem,
+    bucket_size,
+    mirna_problems,
+    reduced_problem,
+)
 
 #: Upper bound of log theta (theta = 1e4 is practically Poisson), as a safety cap.
 LOG_THETA_MAX = float(np.log(1e4))
@@ -178,13 +184,13 @@ def beta_covariance(objective: _Objective, params: np.ndarray, p: int) -> tuple[
 
 
 def problems_from(data, formula: str, coef: str | None, reference: dict | None,
-                  random_slope: bool) -> tuple[list[MirnaProblem], str | None]:
+                  random_slope: bool, normalisation: str = DEFAULT_NORMALISATION
+                  ) -> tuple[list[MirnaProblem], str | None]:
     """MirnaProblems and the coefficient of interest, from problems or an IsomirData.
 
     A sequence of MirnaProblem is used as-is (``coef`` passed through, None meaning
-    each problem's first slope); an IsomirData-like object (``samples``,
-    ``library_size``, ``mirnas``, ``problem()``) gets the design of ``formula`` and the
-    offset ``log(T_i / 1e4)``.
+    each problem's first slope); an IsomirData gets the design of ``formula`` and the
+    offset of ``normalisation`` (:func:`bayesmir.problem.library_offset`).
     """
     if isinstance(data, MirnaProblem):
         data = [data]
@@ -192,7 +198,7 @@ def problems_from(data, formula: str, coef: str | None, reference: dict | None,
         return (list(data) if random_slope else [reduced_problem(p) for p in data]), coef
     design = build_design(data.samples, formula, coef=coef, reference=reference,
                           random_slope=random_slope)
-    return mirna_problems(data, design), design.coef
+    return mirna_problems(data, design, normalisation), design.coef
 
 
 def failed_row(problem: MirnaProblem, coef: str | None, error: Exception) -> dict:
@@ -244,14 +250,15 @@ def fit_frequentist(
     reference: dict[str, str] | None = None,
     scheduler: str = "processes",
     progress: bool = False,
+    normalisation: str = DEFAULT_NORMALISATION,
 ) -> pd.DataFrame:
     """Maximum-likelihood NB (or Poisson) GLMM per miRNA, as miRglmm's ``glmer.nb``.
 
     Parameters
     ----------
     data_or_problems : IsomirData or sequence of MirnaProblem
-        Problems are used as they are (their X and Z); an IsomirData gets the design
-        of ``formula`` and the library-size offset ``log(T_i / 1e4)``.
+        Problems are used as they are (their X, Z and offset); an IsomirData gets the
+        design of ``formula`` and the offset of ``normalisation``.
     formula, coef, reference : see :func:`bayesmir.design.build_design`
     family : {"nb", "poisson"}
     random_slope : bool
@@ -263,6 +270,10 @@ def fit_frequentist(
         :func:`bayesmir.fit` (:mod:`bayesmir.runner`).
     progress : bool
         Progress bar on stderr.
+    normalisation : {"robust", "total", "median_ratio"}
+        Library-size offset for an IsomirData, the default of :func:`bayesmir.fit` (so the
+        two fits of one data set are comparable); ``"total"`` is miRglmm's
+        ``log(T_i / 1e4)``, the setting that reproduces ``glmer.nb``.
 
     Returns
     -------
@@ -273,6 +284,6 @@ def fit_frequentist(
     """
     runner.check_scheduler(scheduler)
     marginal.use_compilation_cache()
-    problems, coef = problems_from(data_or_problems, formula, coef, reference, random_slope)
+    problems, coef = problems_from(data_or_problems, formula, coef, reference, random_slope, normalisation)
     rows = fit_rows(problems, family, coef, n_jobs, scheduler, progress)
     return pd.DataFrame(rows, columns=[*COLUMNS, "seconds"])
