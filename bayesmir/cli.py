@@ -217,8 +217,8 @@ def fit(
 
 
 def n_failed(result) -> int:
-    """Fits (full model) that failed outright: no posterior."""
-    return sum(mirna not in result.posteriors for mirna in result.mirnas)
+    """Fits (full model) that failed outright (``message`` ``failed: ...``, no posterior)."""
+    return int(result.diagnostics["message"].astype(str).str.startswith("failed").sum())
 
 
 def write_inputs(run: Path, counts: str, samples: Path | None, *filters) -> None:

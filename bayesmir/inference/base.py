@@ -2,8 +2,8 @@
 
 A method fits the model of :mod:`bayesmir.model` to one :class:`MirnaProblem` at a
 time and returns an ArviZ ``InferenceData`` plus one diagnostics row. The driver
-(:mod:`bayesmir.driver`), the checkpointing and the tables (:mod:`bayesmir.results`)
-never care which method ran.
+(:mod:`bayesmir.driver`), the run folders (:mod:`bayesmir.run_folder`) and the tables
+(:mod:`bayesmir.results`) never care which method ran.
 
 Conventions a method follows
 ----------------------------

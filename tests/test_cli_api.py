@@ -1,0 +1,35 @@
+"""CLI = API: the same files give the same totals, filters, reference level and numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+import bayesmir
+from bayesmir.cli import app
+
+# two miRNAs of the bundled example, one with few and one with many isomiRs (`bayesmir info example`)
+MIRNAS = ["hsa-miR-181c-5p", "hsa-miR-488-5p"]
+
+
+def test_cli_fit_and_api_fit_of_the_example_give_the_same_tables(tmp_path):
+    """Defaults of `bayesmir fit` and `bayesmir.fit` are the same, so the tables agree to
+    round-off (both run in this process; 1e-9 allows only the CSV round trip)."""
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["fit", "example", "--out", str(out), "--quiet", "--mirnas",
+                                      ",".join(MIRNAS)])
+    assert result.exit_code == 0, result.output
+    cli = pd.read_csv(out / "mirna_table.csv").set_index("miRNA").loc[MIRNAS]
+    api_fit = bayesmir.fit(bayesmir.load_example().filter(), mirnas=MIRNAS, progress=False)
+    api = api_fit.mirna_table().set_index("miRNA").loc[MIRNAS]
+    assert list(cli.columns) == list(api.columns)
+    for column in ("estimate", "sd", "ci_low", "ci_high", "lfsr", "qvalue"):
+        np.testing.assert_allclose(cli[column].to_numpy(float), api[column].to_numpy(float), rtol=1e-9,
+                                   err_msg=column)
+    slope_cli = pd.read_csv(out / "slope_table.csv").set_index("miRNA").loc[MIRNAS]
+    slope_api = api_fit.slope_table().set_index("miRNA").loc[MIRNAS]
+    np.testing.assert_allclose(slope_cli["log_bayes_factor"], slope_api["log_bayes_factor"], rtol=1e-9)
+    stored = bayesmir.load_fit(out).options
+    assert stored["normalisation"] == api_fit.options["normalisation"] == "robust"
+    assert stored["library_size"] == api_fit.options["library_size"]
