@@ -42,3 +42,23 @@ def simulate_problem(
         coef_names=["Intercept", "group[T.b]"],
         re_names=["Intercept", "group[T.b]"],
     )
+
+
+def isomir_data(problems, groups=None, totals=None):
+    """A real IsomirData holding the problems' counts, with ``groups`` (default ``a``/``b`` from the
+    second column of X) and library ``totals`` (default from the offsets, ``exp(offset) * 1e4``)."""
+    import pandas as pd
+
+    from bayesmir.data import IsomirData
+
+    first = problems[0]
+    long = pd.concat([pd.DataFrame({"miRNA": p.mirna, "sequence": np.repeat(p.sequences, p.n_samples),
+                                    "sample": np.tile(p.samples, p.n_isomirs), "count": p.counts.T.ravel()})
+                      for p in problems])
+    if groups is None:
+        groups = pd.Series(np.where(first.X[:, 1] > 0, "b", "a"), index=first.samples)
+    samples = pd.DataFrame({"group": pd.Series(groups).reindex(first.samples).to_numpy()},
+                           index=pd.Index(first.samples, name="sample"))
+    if totals is None:
+        totals = pd.Series(np.exp(first.offset) * 1e4, index=first.samples)
+    return IsomirData.from_long(long, samples, library_size=totals)

@@ -81,7 +81,7 @@ def test_problem_matches_for_mirna():
     long = pd.concat([toy_long(), toy_long().assign(sample=lambda t: t["sample"].map({"s1": "s3", "s2": "s4"}))])
     data = IsomirData.from_long(long, samples)
     design = build_design(data.samples, "~ group")
-    (problem,) = mirna_problems(data, design, mirnas=["mir-b"])
+    (problem,) = mirna_problems(data, design, "total", mirnas=["mir-b"])
     table = data.for_mirna("mir-b").pivot(index="sample", columns="sequence", values="count")
     np.testing.assert_array_equal(problem.counts, table.loc[problem.samples, problem.sequences].to_numpy())
     np.testing.assert_allclose(problem.offset, np.log(data.library_size.to_numpy() / 1e4))

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from mirna_sim import simulate_problem
+from mirna_sim import isomir_data, simulate_problem
 
 from bayesmir import InputError
 from bayesmir.driver import fit, fit_problems, mirna_seed
@@ -121,34 +121,20 @@ def test_unknown_and_missing_methods_raise_input_error(monkeypatch):
         fit_problems(problems(), method="missing")
 
 
-class StubData:
-    """The slice of IsomirData that fit() uses (until bayesmir.data exists)."""
-
-    def __init__(self, problems: list[MirnaProblem]):
-        self._problems = {p.mirna: p for p in problems}
-        first = problems[0]
-        self.samples = pd.DataFrame({"group": np.where(first.X[:, 1] > 0, "b", "a")}, index=first.samples)
-        self.library_size = pd.Series(np.exp(first.offset) * 1e4, index=first.samples)
-        self.mirnas = sorted(self._problems)
-        self.offsets = []
-
-    def mirna_counts(self) -> pd.DataFrame:
-        return pd.DataFrame({m: p.counts.sum(axis=1) for m, p in self._problems.items()},
-                            index=self.samples.index).T
-
-    def problem(self, mirna, design, offset):
-        self.offsets.append(offset)
-        p = self._problems[mirna]
-        return MirnaProblem(mirna, p.counts, p.sequences, list(design.samples), np.asarray(offset),
-                            design.X, design.Z, design.coef_names, design.re_names)
-
-
-def test_fit_builds_design_and_offsets(fake_method):
+def test_fit_builds_design_and_offsets(fake_method, monkeypatch):
     """fit() passes the 'total' offset log(T / 1e4) (here equal to the simulated offset, 1e-12) and
     the design from the formula; the result records options."""
-    data = StubData(problems())
-    result = fit(data, formula="~ group", method=fake_method, progress=False, mirnas=["mir-1", "mir-3"])
-    np.testing.assert_allclose(np.asarray(data.offsets[0]), problems()[0].offset, rtol=1e-12)
+    seen, fit_one = {}, FakeInference.fit_one
+
+    def recording(self, problem, seed):
+        seen[problem.mirna] = problem.offset
+        return fit_one(self, problem, seed)
+
+    monkeypatch.setattr(FakeInference, "fit_one", recording)
+    data = isomir_data(problems())
+    result = fit(data, formula="~ group", method=fake_method, progress=False, mirnas=["mir-1", "mir-3"],
+                 normalisation="total")
+    np.testing.assert_allclose(seen["mir-1"], problems()[0].offset, rtol=1e-12)
     assert result.design.coef == "group[T.b]" and result.options["formula"] == "~ group"
     assert result.options["normalisation"] == "total" and result.mirnas == ["mir-1", "mir-3"]
     with pytest.raises(InputError):

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from anchor_problems import reference, se_example_problems, sim_problems
+from mirna_sim import isomir_data
 
 from bayesmir.frequentist import fit_frequentist, lrt
 from bayesmir.frequentist.mle import COLUMNS
@@ -117,19 +118,6 @@ def test_poisson_matches_glmer(test_data_dir):
     np.testing.assert_allclose(table["loglik"], ref["pois_full_loglik"], atol=1e-3)
 
 
-class _LongData:
-    """Minimal IsomirData stand-in (samples, library_size, mirnas, problem)."""
-
-    def __init__(self, problems: dict[str, MirnaProblem], samples: pd.DataFrame, totals: pd.Series):
-        self._problems, self.samples, self.library_size = problems, samples, totals
-        self.mirnas = sorted(problems)
-
-    def problem(self, mirna, design, offset):
-        base = self._problems[mirna]
-        return MirnaProblem(mirna, base.counts, base.sequences, base.samples, np.asarray(offset),
-                            design.X, design.Z, design.coef_names, design.re_names)
-
-
 def test_data_object_path_and_failures(test_data_dir):
     """An IsomirData-like input builds the same design/offset; a broken miRNA fails alone."""
     problems = se_example_problems(test_data_dir)
@@ -137,8 +125,8 @@ def test_data_object_path_and_failures(test_data_dir):
     samples = pd.read_csv(folder / "se_example_samples.csv").set_index("sample")[["group"]]
     totals = pd.read_csv(folder / "filtered_fitdata.csv").drop_duplicates("sample")
     totals = totals.set_index("sample")["total_counts"].astype(float)
-    data = _LongData({"hsa-miR-19b-3p": problems["hsa-miR-19b-3p"]}, samples, totals)
-    from_data = fit_frequentist(data).iloc[0]
+    data = isomir_data([problems["hsa-miR-19b-3p"]], samples["group"], totals)
+    from_data = fit_frequentist(data, normalisation="total").iloc[0]  # the problems' offset log(T/1e4)
     from_problem = fit_frequentist([problems["hsa-miR-19b-3p"]]).iloc[0]
     assert from_data["coef"] == "group[T.B]"
     assert abs(from_data["estimate"] - from_problem["estimate"]) < 1e-8  # same arrays, same optimiser
@@ -180,7 +168,7 @@ def test_isomir_data_end_to_end_matches_lme4(test_data_dir):
 
     folder = test_data_dir / "mirglmm_se_example"
     data = read_counts(folder / "counts_long.csv", samples=folder / "se_example_samples.csv").filter()
-    table = fit_frequentist(data, formula="~ group").set_index("miRNA")
+    table = fit_frequentist(data, formula="~ group", normalisation="total").set_index("miRNA")  # miRglmm's
     anchor = reference(test_data_dir, "mirglmm_se_example/filtered_glmm.csv")
     for mirna, row in anchor.iterrows():
         assert abs(table.loc[mirna, "estimate"] - row["nb_full_logFC"]) < 0.01, mirna

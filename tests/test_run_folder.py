@@ -7,7 +7,7 @@ import json
 
 import pytest
 import xarray as xr
-from test_driver import FakeInference, StubData, problems
+from test_driver import FakeInference, isomir_data, problems
 
 from bayesmir import load_fit
 from bayesmir.driver import fit
@@ -15,7 +15,7 @@ from bayesmir.run_folder import RunFolder, RunFolderError
 
 
 def run(tmp_path, **options):
-    data = StubData(problems())
+    data = isomir_data(problems())
     return fit(data, method=FakeInference(), progress=False, out=tmp_path / "run", **options)
 
 
@@ -26,7 +26,7 @@ def refuse_constant(name):
 def test_streamed_run_loads_and_matches_in_memory_run(tmp_path):
     """The folder's result equals the in-memory fit; every JSON parses strictly, no absolute path."""
     streamed = run(tmp_path, seed=4)
-    memory = fit(StubData(problems()), method=FakeInference(), progress=False, seed=4)
+    memory = fit(isomir_data(problems()), method=FakeInference(), progress=False, seed=4)
     loaded = load_fit(tmp_path / "run")
     for mirna in ("mir-1", "mir-3"):
         xr.testing.assert_identical(memory.posteriors[mirna].posterior, loaded.posteriors[mirna].posterior)
@@ -49,7 +49,7 @@ def test_used_folder_refused_then_overwritten(tmp_path):
 
 def test_resume_refuses_other_data_and_continues_same(tmp_path):
     """A partial run (here: one fit stored, as after a kill) resumes only with the same data/options."""
-    data = StubData(problems())
+    data = isomir_data(problems())
     manifest = {"fingerprint": {"data_sha256": "other"}}
     with RunFolder(tmp_path / "run", manifest):
         pass  # leaves run.partial with another fingerprint
@@ -86,7 +86,7 @@ def test_retry_failed_refits_only_failed(tmp_path, monkeypatch):
 
 
 def test_save_and_load_round_trip(tmp_path):
-    result = fit(StubData(problems()), method=FakeInference(), progress=False)
+    result = fit(isomir_data(problems()), method=FakeInference(), progress=False)
     path = result.save(tmp_path / "saved")
     loaded = load_fit(path)
     assert loaded.mirnas == result.mirnas
