@@ -35,8 +35,10 @@ from bayesmir.cli_inputs import (
     QuietOption,
     ReferenceOption,
     SamplesOption,
+    check_frequentist_file,
     console,
     design_lines,
+    frequentist_record,
     library_size_lines,
     load_data,
     parse_mirnas,
@@ -55,18 +57,6 @@ app = typer.Typer(
 
 EXIT_ALL_FAILED = 1
 EXIT_INTERRUPTED = 130
-
-
-@app.callback()
-def _command_line_process() -> None:
-    """Run XLA and BLAS on one thread in this process, as in the workers, so that a serial run
-    and a parallel one give identical numbers (set before JAX starts; only in the CLI)."""
-    import os
-
-    from bayesmir.runner import WORKER_ENV
-
-    for name, value in WORKER_ENV.items():
-        os.environ.setdefault(name, value)
 
 
 class Method(str, Enum):
@@ -116,7 +106,17 @@ def main(
     version: Annotated[bool, typer.Option("--version", callback=print_version, is_eager=True,
                                           help="Print bayesmir's version and exit.")] = False,
 ) -> None:
-    """Bayesian, isomiR-aware differential expression of microRNAs."""
+    """Bayesian, isomiR-aware differential expression of microRNAs.
+
+    Runs XLA and BLAS on one thread in this process, as in the workers, so that a serial run
+    and a parallel one give identical numbers (set before JAX starts; only in the CLI).
+    """
+    import os
+
+    from bayesmir.runner import WORKER_ENV
+
+    for name, value in WORKER_ENV.items():
+        os.environ.setdefault(name, value)
 
 
 # ------------------------------------------------------------------ fit
@@ -307,6 +307,8 @@ def report(
     with step(f"loading {run}", quiet):
         result = load_fit(run)
         table = None if frequentist is None else read_frequentist(frequentist)
+        if table is not None:
+            check_frequentist_file(result, frequentist, table)
     with step("writing the report (plots for every panel)", quiet):
         path = write_report(result, out or Path("reports") / f"{Path(run).name}.html", frequentist=table, top=top)
     typer.echo(f"report written to {path}")
@@ -354,6 +356,7 @@ def compare(
     Example: bayesmir compare models/run1 --refit
     """
     from bayesmir.results import load_fit
+    from bayesmir.run_folder import write_csv, write_json
 
     if (frequentist is None) == (not refit):
         raise InputError("give exactly one of --frequentist CSV or --refit")
@@ -369,13 +372,15 @@ def compare(
                         coef=result.options.get("coef"), family=result.options.get("family", "nb"),
                         reference=result.options.get("reference"),
                         normalisation=result.options.get("normalisation") or "total")
-        table.to_csv(Path(run) / "frequentist.csv", index=False)
+        write_csv(Path(run) / "frequentist.csv", table)
+        write_json(Path(run) / "frequentist.json", frequentist_record(result))
     else:
         table = read_frequentist(frequentist)
+        check_frequentist_file(result, frequentist, table)
     with step("comparing", quiet):
         comparison = compare_fits(result, table)
     path = out or Path(run) / "comparison.csv"
-    comparison.table.to_csv(path, index=False)
+    write_csv(path, comparison.table)
     typer.echo(repr(comparison))
     disagree = comparison.table[comparison.table["disagree"].fillna(False).astype(bool)
                                 | comparison.table["slope_disagree"].fillna(False).astype(bool)]

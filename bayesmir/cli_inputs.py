@@ -140,3 +140,32 @@ def design_lines(data, formula: str, coef: str | None, reference: dict | None) -
     lines.append(f"  coefficients: {', '.join(design.coef_names)}")
     lines.append(f"  coefficient of interest: {design.coef} (isomiR slopes on {', '.join(design.slope_names)})")
     return "\n".join(lines)
+
+
+def frequentist_record(result) -> dict:
+    """What ``compare --refit`` records beside ``frequentist.csv``: the fitted data's SHA-256 and model."""
+    from bayesmir.provenance import fitted_data_sha256
+
+    options = result.options
+    return {"data_sha256": fitted_data_sha256(result), "formula": options.get("formula"),
+            "coef": options.get("coef"), "normalisation": options.get("normalisation")}
+
+
+def check_frequentist_file(result, path: Path, table) -> None:
+    """Refuse frequentist results that were not made from the run's data.
+
+    A file written by ``compare --refit`` has a record beside it (``frequentist.json``) whose
+    data SHA-256 and formula must be the run's; any other file (e.g. R output) must share
+    miRNAs with the run.
+    """
+    import json
+
+    record_path = Path(path).with_suffix(".json")
+    if record_path.is_file():
+        record, ours = json.loads(record_path.read_text()), frequentist_record(result)
+        differ = [key for key in ("data_sha256", "formula", "coef") if record.get(key) != ours[key]]
+        if differ:
+            raise InputError(f"{path}: made from other {' and '.join(differ)} than this run "
+                             "(refit with 'bayesmir compare RUN --refit')")
+    if "miRNA" in table.columns and not set(table["miRNA"].astype(str)) & set(result.mirnas):
+        raise InputError(f"{path}: none of its miRNAs is in this run (other data?)")

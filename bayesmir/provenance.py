@@ -43,3 +43,15 @@ def versions() -> dict[str, str]:
 
 def _is_plain(value) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
+
+
+def fitted_data_sha256(result) -> str | None:
+    """SHA-256 of the data a run fitted (:func:`bayesmir.run_folder.data_sha256` of the full-model
+    problems stored with its posteriors, in run order); None when the run stores no data."""
+    from bayesmir.problem import problem_from_idata
+    from bayesmir.run_folder import data_sha256
+
+    fits = [result.posteriors[m] for m in result.mirnas if m in result.posteriors]
+    if not fits or not all({"observed_data", "constant_data"} <= set(f.groups()) for f in fits):
+        return None
+    return data_sha256(problem_from_idata(idata) for idata in fits)

@@ -42,7 +42,7 @@ from bayesmir.errors import InputError
 RUN_ENTRIES = (
     "run.json", "manifest.json", "inputs.json", "diagnostics.csv", "diagnostics_reduced.csv",
     "mirna_info.csv", "filter_report.csv", "mirna_table.csv", "isomir_table.csv", "slope_table.csv",
-    "frequentist.csv", "comparison.csv", "posteriors", "fits",
+    "frequentist.csv", "frequentist.json", "comparison.csv", "posteriors", "fits",
 )
 KINDS = ("full", "reduced")
 
@@ -369,7 +369,7 @@ def _swap(partial: Path, out: Path) -> None:
 
 def _tables_and_summaries() -> tuple[str, ...]:
     return ("run.json", "diagnostics.csv", "diagnostics_reduced.csv", "*_table.csv", "frequentist.csv",
-            "comparison.csv")
+            "frequentist.json", "comparison.csv")
 
 
 def _read_entries(folder: Path) -> dict:
