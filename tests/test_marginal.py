@@ -20,6 +20,14 @@ from scipy.special import logsumexp
 from bayesmir import marginal
 
 
+@pytest.fixture(autouse=True)
+def _in_x64():
+    """The tests build their own JAX arrays and finite differences: 64-bit, as bayesmir's entry
+    points compute (bayesmir no longer switches the whole process to 64-bit)."""
+    with jax.enable_x64(True):
+        yield
+
+
 @pytest.fixture(scope="module")
 def problem(test_data_dir):
     """miR-19b-3p of the miRglmm example: 6 samples, 5 isomiRs."""

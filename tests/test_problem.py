@@ -54,7 +54,7 @@ def by_sequence(problem: MirnaProblem) -> dict[str, list[int]]:
 
 
 def test_mirna_problems_shapes_zeros_and_offsets(data, design):
-    problems = mirna_problems(data, design)
+    problems = mirna_problems(data, design, "total")
     assert [p.mirna for p in problems] == ["miR-1", "miR-2"]
     first, second = problems
     assert by_sequence(first) == MIR1 and by_sequence(second) == MIR2  # zeros filled in
@@ -69,7 +69,7 @@ def test_mirna_problems_shapes_zeros_and_offsets(data, design):
 
 
 def test_mirna_problems_selected_mirnas(data, design):
-    (only,) = mirna_problems(data, design, mirnas=["miR-2"])
+    (only,) = mirna_problems(data, design, "total", mirnas=["miR-2"])
     assert only.mirna == "miR-2" and by_sequence(only) == MIR2
 
 
@@ -116,3 +116,15 @@ def test_padded_counts(data, design):
     np.testing.assert_array_equal(full_mask, [1.0, 1.0])
     with pytest.raises(ValueError, match="miR-2"):
         padded_counts(problem, 1)
+
+
+def test_default_normalisation_is_the_robust_one():
+    """fit, fit_frequentist and mirna_problems share one default, the composition-robust offset."""
+    import inspect
+
+    import bayesmir
+    from bayesmir.problem import DEFAULT_NORMALISATION, mirna_problems
+
+    assert DEFAULT_NORMALISATION == "robust"
+    for function in (bayesmir.fit, bayesmir.fit_frequentist, bayesmir.frequentist.lrt, mirna_problems):
+        assert inspect.signature(function).parameters["normalisation"].default == DEFAULT_NORMALISATION
