@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -158,7 +159,7 @@ def fit(
     extra = {"normalisation": normalisation, "reference": reference, "pooling": bool(pooling),
              "delta": float(delta), "level": float(level),
              "library_size": data.library_size.astype(float).to_dict(),
-             "library_size_source": getattr(data, "library_size_source", None)}
+             "library_size_source": file_names_only(getattr(data, "library_size_source", None))}
     folder = None
     if out is not None:
         manifest = run_manifest(problems, inference, seed, reduced, design, extra)
@@ -177,6 +178,11 @@ def fit(
             reduced=reduced, design=design, filter_report=getattr(data, "filter_report", None),
             folder=folder, extra_options=extra,
         )
+
+
+def file_names_only(text: str | None) -> str | None:
+    """``text`` with the folders of any path in it removed (a run folder holds no absolute path)."""
+    return None if text is None else re.sub(r"(?:[A-Za-z]:)?(?:[^\s,'\"]*[\\/])+(?=[^\\/\s,'\"]+)", "", text)
 
 
 def resolve_method(method: str | Inference, family: str = "nb", priors: Priors | None = None,

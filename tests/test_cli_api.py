@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 import bayesmir
@@ -33,3 +34,26 @@ def test_cli_fit_and_api_fit_of_the_example_give_the_same_tables(tmp_path):
     stored = bayesmir.load_fit(out).options
     assert stored["normalisation"] == api_fit.options["normalisation"] == "robust"
     assert stored["library_size"] == api_fit.options["library_size"]
+
+
+def test_run_folder_has_strict_json_and_no_absolute_path(tmp_path):
+    """Every JSON file of a CLI run parses strictly (no NaN) and no text file names a folder of this
+    machine (the package's example files live under an absolute path)."""
+    import json
+    from pathlib import Path
+
+    from bayesmir.data import example
+
+    def refuse(name):
+        pytest.fail(f"non-standard JSON constant {name}")
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["fit", "example", "--out", str(out), "--quiet", "--mirnas", MIRNAS[0]])
+    assert result.exit_code == 0, result.output
+    folders = {str(tmp_path), str(Path(example.__file__).resolve().parents[1]), str(Path.cwd())}
+    for path in out.rglob("*"):
+        if path.suffix in (".json", ".csv"):
+            text = path.read_text()
+            assert not [folder for folder in folders if folder in text], path
+            if path.suffix == ".json":
+                json.loads(text, parse_constant=refuse)
