@@ -37,7 +37,7 @@ class FakeFit:
 
     def __init__(self) -> None:
         self.posteriors = {}
-        self.diagnostics = pd.DataFrame({"miRNA": MIRNA["miRNA"], "converged": MIRNA["converged"]})
+        self.diagnostics = pd.DataFrame({"miRNA": MIRNA["miRNA"], "converged": MIRNA["converged"], "message": ""})
 
     def mirna_table(self):
         return MIRNA.copy()
