@@ -73,8 +73,8 @@ def bayes_columns(result) -> pd.DataFrame:
     Renames of ``FitResult.mirna_table`` columns are fixed here.
     """
     table = result.mirna_table()
-    return pd.DataFrame({"miRNA": table["miRNA"], "estimate": table["mean"], "sd": table["sd"],
-                         "low": table["eti_low"], "high": table["eti_high"]})
+    return pd.DataFrame({"miRNA": table["miRNA"], "estimate": table["estimate"], "sd": table["sd"],
+                         "low": table["ci_low"], "high": table["ci_high"]})
 
 
 def run_method(method: str, data, reference: dict) -> pd.DataFrame:
