@@ -10,7 +10,8 @@ paper fold changes, theta uniform in (5, 20); figures pool the replicates):
   among them), none down, no slopes.
 
 Methods: ``laplace_<normalisation>`` (``bayesmir.fit``, ``reduced=False``), ``laplace_robust_pooled``
-(``pooling=True``), ``laplace_robust_scale05`` (half the default scales of ``sd_sample`` and
+(``pooling=True``), ``laplace_robust_pooled_noslope`` (the same two passes without the pooled
+``sd_slope_scale``: ``pooled_priors(..., slope_scale=False)``), ``laplace_robust_scale05`` (half the default scales of ``sd_sample`` and
 ``sd_slope``), ``ml`` (``fit_frequentist``, offset ``log T`` as glmer.nb in miRglmm),
 ``ml_robust``, ``nbglm`` and ``deseq2`` (``fit_aggregated``). Per cell and method:
 coverage of 95% intervals (all miRNAs; null ones), mean width and median width ratio to the
@@ -40,6 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bayesmir.pooling import pooled_priors
 from bayesmir.priors import Priors
 from bayesmir.simulation import simulate
 
@@ -55,6 +57,7 @@ LAPLACE = {
     "laplace_median_ratio": {"normalisation": "median_ratio"},
     "laplace_robust": {"normalisation": "robust"},
     "laplace_robust_pooled": {"normalisation": "robust", "pooling": True},
+    "laplace_robust_pooled_noslope": {"normalisation": "robust", "pooling": "noslope"},
     "laplace_robust_scale05": {"normalisation": "robust", "priors": {"sd_sample_scale": 0.5, "sd_slope_scale": 0.5}},
 }
 METHODS = [*LAPLACE, "ml", "ml_robust", "nbglm", "deseq2"]
@@ -89,6 +92,10 @@ def run_method(method: str, data, reference: dict) -> pd.DataFrame:
         options = dict(LAPLACE[method])
         if "priors" in options:
             options["priors"] = Priors(**options["priors"])
+        if options.get("pooling") == "noslope":  # pooling=True's two passes, sd_slope_scale left at 1
+            first = bayesmir.fit(data, reference=reference, reduced=False, progress=False, n_jobs=1,
+                                 normalisation=options["normalisation"])
+            options.update(pooling=False, priors=pooled_priors(first, Priors(), slope_scale=False))
         result = bayesmir.fit(data, reference=reference, reduced=False, progress=False, n_jobs=1, **options)
         return bayes_columns(result)
     if method in ("ml", "ml_robust"):
