@@ -88,7 +88,9 @@ def slope_sd_points(idata) -> tuple[np.ndarray, np.ndarray] | None:
     else:
         sds = np.asarray(idata.posterior["sd_isomir"], dtype=float).reshape(-1, q)[:, 1:]
         weights = np.full(len(sds), 1.0 / len(sds))
-    keep = weights > 0
+    keep = (weights > 0) & np.isfinite(sds).all(axis=1)  # a far design point may overflow exp(psi)
+    if not keep.any():
+        return None
     return weights[keep] / weights[keep].sum(), sds[keep]
 
 

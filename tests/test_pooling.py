@@ -111,6 +111,11 @@ def test_slope_scale_comes_from_the_design_not_the_draws():
     assert pooled_priors(again, Priors()).sd_slope_scale == pooled_priors(first, Priors()).sd_slope_scale
 
 
+def test_overflowing_design_points_are_dropped():
+    first = fake_first_pass(np.random.default_rng(8), 10, [(np.array([0.5, 0.5]), np.array([[0.3], [np.inf]]))] * 10)
+    assert pooled_priors(first, Priors()).sd_slope_scale == pytest.approx(0.3, rel=1e-3)
+
+
 def test_too_few_converged_is_an_input_error():
     rng = np.random.default_rng(7)
     converged = np.array([True] * 4 + [False] * 6)
