@@ -30,6 +30,7 @@ parts accumulate) and ``calibration.md`` (rewritten from the CSV).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import sys
@@ -41,7 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bayesmir.pooling import pooled_priors
+from bayesmir.pooling import MIN_SLOPE_SCALE, pooled_priors, slope_sd_points
 from bayesmir.priors import Priors
 from bayesmir.simulation import simulate
 
@@ -58,6 +59,7 @@ LAPLACE = {
     "laplace_robust": {"normalisation": "robust"},
     "laplace_robust_pooled": {"normalisation": "robust", "pooling": True},
     "laplace_robust_pooled_noslope": {"normalisation": "robust", "pooling": "noslope"},
+    "laplace_robust_pooled_onestep": {"normalisation": "robust", "pooling": "onestep"},
     "laplace_robust_scale05": {"normalisation": "robust", "priors": {"sd_sample_scale": 0.5, "sd_slope_scale": 0.5}},
 }
 METHODS = [*LAPLACE, "ml", "ml_robust", "nbglm", "deseq2"]
@@ -80,6 +82,17 @@ def bayes_columns(result) -> pd.DataFrame:
                          "low": table["ci_low"], "high": table["ci_high"]})
 
 
+def one_step_slope_scale(first) -> float:
+    """``sqrt`` of the mean over converged miRNAs of the first pass's ``E[sd_slope^2 | y]``, at least
+    ``MIN_SLOPE_SCALE``: one EM step from the default scale (``pooled_slope_scale`` iterates to the
+    maximum), so miRNAs with little information pull the scale towards the default (conservative)."""
+    converged = set(first.diagnostics.loc[first.diagnostics["converged"], "miRNA"])
+    points = [slope_sd_points(idata) for name, idata in first.posteriors.items() if name in converged]
+    second_moments = [float(np.sum(point[0][:, None] * point[1] ** 2)) / point[1].shape[1]
+                      for point in points if point is not None]
+    return max(MIN_SLOPE_SCALE, float(np.sqrt(np.mean(second_moments))))
+
+
 def run_method(method: str, data, reference: dict) -> pd.DataFrame:
     """One method's per-miRNA ``miRNA, estimate, sd, low, high`` on ``data``."""
     import bayesmir
@@ -92,10 +105,13 @@ def run_method(method: str, data, reference: dict) -> pd.DataFrame:
         options = dict(LAPLACE[method])
         if "priors" in options:
             options["priors"] = Priors(**options["priors"])
-        if options.get("pooling") == "noslope":  # pooling=True's two passes, sd_slope_scale left at 1
+        if options.get("pooling") in ("noslope", "onestep"):  # pooling=True's two passes, other slope scales
             first = bayesmir.fit(data, reference=reference, reduced=False, progress=False, n_jobs=1,
                                  normalisation=options["normalisation"])
-            options.update(pooling=False, priors=pooled_priors(first, Priors(), slope_scale=False))
+            priors = pooled_priors(first, Priors(), slope_scale=False)
+            if options["pooling"] == "onestep":
+                priors = dataclasses.replace(priors, sd_slope_scale=one_step_slope_scale(first))
+            options.update(pooling=False, priors=priors)
         result = bayesmir.fit(data, reference=reference, reduced=False, progress=False, n_jobs=1, **options)
         return bayes_columns(result)
     if method in ("ml", "ml_robust"):
