@@ -81,7 +81,7 @@ class GaussianMixture:
 
     def lfsr(self) -> float:
         """Local false sign rate ``min(P(x <= 0), P(x >= 0))``."""
-        below = self.cdf(0.0)
+        below = min(max(self.cdf(0.0), 0.0), 1.0)  # weights summing to 1 + 1e-16 must not give lfsr < 0
         return float(min(below, 1.0 - below))
 
     def p_abs_gt(self, delta: float) -> float:

@@ -10,7 +10,8 @@ paper fold changes, theta uniform in (5, 20); figures pool the replicates):
   among them), none down, no slopes.
 
 Methods: ``laplace_<normalisation>`` (``bayesmir.fit``, ``reduced=False``), ``laplace_robust_pooled``
-(``pooling=True``), ``laplace_robust_scale05`` (half the default scales of ``sd_sample`` and
+(``pooling=True``), ``laplace_robust_pooled_noslope`` (the same two passes without the pooled
+``sd_slope_scale``: ``pooled_priors(..., slope_scale=False)``), ``laplace_robust_scale05`` (half the default scales of ``sd_sample`` and
 ``sd_slope``), ``ml`` (``fit_frequentist``, offset ``log T`` as glmer.nb in miRglmm),
 ``ml_robust``, ``nbglm`` and ``deseq2`` (``fit_aggregated``). Per cell and method:
 coverage of 95% intervals (all miRNAs; null ones), mean width and median width ratio to the
@@ -29,6 +30,7 @@ parts accumulate) and ``calibration.md`` (rewritten from the CSV).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import sys
@@ -40,6 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bayesmir.pooling import MIN_SLOPE_SCALE, pooled_priors, slope_sd_points
 from bayesmir.priors import Priors
 from bayesmir.simulation import simulate
 
@@ -55,6 +58,8 @@ LAPLACE = {
     "laplace_median_ratio": {"normalisation": "median_ratio"},
     "laplace_robust": {"normalisation": "robust"},
     "laplace_robust_pooled": {"normalisation": "robust", "pooling": True},
+    "laplace_robust_pooled_noslope": {"normalisation": "robust", "pooling": "noslope"},
+    "laplace_robust_pooled_onestep": {"normalisation": "robust", "pooling": "onestep"},
     "laplace_robust_scale05": {"normalisation": "robust", "priors": {"sd_sample_scale": 0.5, "sd_slope_scale": 0.5}},
 }
 METHODS = [*LAPLACE, "ml", "ml_robust", "nbglm", "deseq2"]
@@ -73,8 +78,19 @@ def bayes_columns(result) -> pd.DataFrame:
     Renames of ``FitResult.mirna_table`` columns are fixed here.
     """
     table = result.mirna_table()
-    return pd.DataFrame({"miRNA": table["miRNA"], "estimate": table["mean"], "sd": table["sd"],
-                         "low": table["eti_low"], "high": table["eti_high"]})
+    return pd.DataFrame({"miRNA": table["miRNA"], "estimate": table["estimate"], "sd": table["sd"],
+                         "low": table["ci_low"], "high": table["ci_high"]})
+
+
+def one_step_slope_scale(first) -> float:
+    """``sqrt`` of the mean over converged miRNAs of the first pass's ``E[sd_slope^2 | y]``, at least
+    ``MIN_SLOPE_SCALE``: one EM step from the default scale (``pooled_slope_scale`` iterates to the
+    maximum), so miRNAs with little information pull the scale towards the default (conservative)."""
+    converged = set(first.diagnostics.loc[first.diagnostics["converged"], "miRNA"])
+    points = [slope_sd_points(idata) for name, idata in first.posteriors.items() if name in converged]
+    second_moments = [float(np.sum(point[0][:, None] * point[1] ** 2)) / point[1].shape[1]
+                      for point in points if point is not None]
+    return max(MIN_SLOPE_SCALE, float(np.sqrt(np.mean(second_moments))))
 
 
 def run_method(method: str, data, reference: dict) -> pd.DataFrame:
@@ -89,6 +105,13 @@ def run_method(method: str, data, reference: dict) -> pd.DataFrame:
         options = dict(LAPLACE[method])
         if "priors" in options:
             options["priors"] = Priors(**options["priors"])
+        if options.get("pooling") in ("noslope", "onestep"):  # pooling=True's two passes, other slope scales
+            first = bayesmir.fit(data, reference=reference, reduced=False, progress=False, n_jobs=1,
+                                 normalisation=options["normalisation"])
+            priors = pooled_priors(first, Priors(), slope_scale=False)
+            if options["pooling"] == "onestep":
+                priors = dataclasses.replace(priors, sd_slope_scale=one_step_slope_scale(first))
+            options.update(pooling=False, priors=priors)
         result = bayesmir.fit(data, reference=reference, reduced=False, progress=False, n_jobs=1, **options)
         return bayes_columns(result)
     if method in ("ml", "ml_robust"):

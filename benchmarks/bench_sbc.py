@@ -32,7 +32,7 @@ from bayesmir.problem import MirnaProblem
 RESULTS = Path(__file__).parent / "results"
 N_PER_GROUP = 5
 THIN = 99  # posterior draws kept per fit: ranks on 0..THIN
-PARAMETERS = ["beta", "sd_isomir", "sd_slope", "sd_sample", "dispersion"]
+PARAMETERS = ["beta", "sd_isomir", "sd_slope", "sd_sample", "theta"]
 
 
 def prior_draw(rng: np.random.Generator, priors: Priors) -> dict:
@@ -45,7 +45,7 @@ def prior_draw(rng: np.random.Generator, priors: Priors) -> dict:
         "sd_slope": abs(rng.normal(0, priors.sd_slope_scale)),
         "corr": 2 * rng.beta(eta, eta) - 1,  # LKJ(eta) in 2 dimensions
         "sd_sample": abs(rng.normal(0, priors.sd_sample_scale)),
-        "dispersion": 1 / abs(rng.normal(0, priors.inv_sqrt_dispersion_scale)) ** 2,
+        "theta": 1 / abs(rng.normal(0, priors.inv_sqrt_dispersion_scale)) ** 2,
     }
 
 
@@ -61,7 +61,7 @@ def simulated_problem(rng: np.random.Generator, truth: dict, n_isomirs: int) -> 
     log_mu = (offset + truth["intercept"] + truth["beta"] * x + rng.normal(0, truth["sd_sample"], n))[:, None] \
         + (X @ b.T)
     mu = np.exp(np.minimum(log_mu, 40.0))
-    theta = truth["dispersion"]
+    theta = truth["theta"]
     counts = rng.poisson(np.minimum(rng.gamma(theta, mu / theta), 1e15)).astype(np.int64)
     return MirnaProblem(
         mirna="sbc", counts=counts, sequences=[f"iso{j}" for j in range(n_isomirs)],
@@ -78,7 +78,7 @@ def posterior_values(idata) -> dict[str, np.ndarray]:
         "sd_isomir": post["sd_isomir"].isel(re_term=0).values.ravel(),
         "sd_slope": post["sd_isomir"].isel(re_term=1).values.ravel(),
         "sd_sample": post["sd_sample"].values.ravel(),
-        "dispersion": post["dispersion"].values.ravel(),
+        "theta": post["theta"].values.ravel(),
     }
 
 
@@ -154,12 +154,15 @@ def plot(ranks: pd.DataFrame, path: Path, bins: int = 10) -> None:
 
 
 def markdown(ranks: pd.DataFrame, table: pd.DataFrame, command: str) -> str:
+    from bench_calibration import machine  # same folder: run as a script
+
     failed = int((~ranks["converged"].astype(bool)).sum())
     lines = [
         "## Simulation-based calibration (laplace)", "",
         (f"Command: `{command}`. {len(ranks)} prior draws of one miRNA (5 + 5 samples, random slopes), "
         f"{failed} fits not converged or failed (kept when they returned draws); ranks among {THIN} "
         "thinned draws; plot `benchmarks/results/sbc.png`. Uniform ranks (large p) = calibrated."), "",
+        f"Machine: {machine()}", "",
         "| parameter | n | chi2 (9 df) | chi2 p | KS | KS p |", "|---|---|---|---|---|---|",
     ]
     lines += [f"| {r.parameter} | {r.n} | {r.chi2:.1f} | {r.chi2_p:.3f} | {r.ks:.3f} | {r.ks_p:.3f} |"
