@@ -63,7 +63,6 @@ class Method(str, Enum):
     laplace = "laplace"
     nuts = "nuts"
     advi = "advi"
-    pathfinder = "pathfinder"
 
 
 class Family(str, Enum):
