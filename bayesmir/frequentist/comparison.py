@@ -174,7 +174,6 @@ def _slope_side(fit) -> pd.DataFrame | None:
 
 def _freq_side(freq: pd.DataFrame, coef: str | None) -> pd.DataFrame:
     """Frequentist columns per miRNA for ``coef`` (adjusted later, over the Bayesian run's miRNAs)."""
-    freq = freq.rename(columns={"p": "wald_p"}) if "wald_p" not in freq and "p" in freq else freq
     _require(freq, ["miRNA", "estimate", "se", "wald_p"], "frequentist table")
     if "method" in freq and freq["method"].nunique() > 1:
         raise InputError(
