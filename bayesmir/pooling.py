@@ -41,6 +41,6 @@ def pooled_priors(first, priors: Priors, family: str = "nb") -> Priors:
     updates = {"pooled_log_sd_isomir_mean": sd_isomir[0], "pooled_log_sd_isomir_sd": sd_isomir[1],
                "pooled_log_sd_sample_mean": sd_sample[0], "pooled_log_sd_sample_sd": sd_sample[1]}
     if family == "nb":
-        dispersion = centre_and_scale([float(p["theta"].median()) for p in posteriors])
-        updates.update(pooled_log_dispersion_mean=dispersion[0], pooled_log_dispersion_sd=dispersion[1])
+        log_theta = centre_and_scale([float(p["theta"].median()) for p in posteriors])
+        updates.update(pooled_log_theta_mean=log_theta[0], pooled_log_theta_sd=log_theta[1])
     return dataclasses.replace(priors, **updates)
