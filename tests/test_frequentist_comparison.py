@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from bayesmir.errors import InputError
-from bayesmir.frequentist.comparison import ComparisonResult, compare, import_r_results
+from bayesmir.frequentist.comparison import ComparisonResult, compare
+from bayesmir.frequentist.r_import import import_r_results
 
 COEF = "group[T.case]"
 
