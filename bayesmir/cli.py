@@ -16,7 +16,6 @@ continues).
 from __future__ import annotations
 
 import functools
-import math
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -36,7 +35,6 @@ from bayesmir.cli_inputs import (
     ReferenceOption,
     SamplesOption,
     check_frequentist_file,
-    console,
     design_lines,
     frequentist_record,
     library_size_lines,
@@ -45,6 +43,14 @@ from bayesmir.cli_inputs import (
     parse_reference,
     selected_mirnas,
     step,
+)
+from bayesmir.cli_results import (
+    n_failed,
+    print_top,
+    read_frequentist,
+    refit_problems,
+    summary_line,
+    write_inputs,
 )
 from bayesmir.errors import InputError
 
@@ -63,7 +69,6 @@ class Method(str, Enum):
     laplace = "laplace"
     nuts = "nuts"
     advi = "advi"
-    pathfinder = "pathfinder"
 
 
 class Family(str, Enum):
@@ -216,32 +221,6 @@ def fit(
         raise typer.Exit(code=EXIT_ALL_FAILED)
 
 
-def n_failed(result) -> int:
-    """Fits (full model) that failed outright (``message`` ``failed: ...``, no posterior)."""
-    return int(result.diagnostics["message"].astype(str).str.startswith("failed").sum())
-
-
-def write_inputs(run: Path, counts: str, samples: Path | None, *filters) -> None:
-    """``inputs.json``: the command line, input file names with their SHA-256, and the filter settings.
-
-    File names only (no directories): a run folder holds no absolute path; the checksums
-    identify the data.
-    """
-    import hashlib
-    import sys
-
-    from bayesmir.data.example import example_path
-    from bayesmir.run_folder import write_json
-
-    files = list(example_path()) if counts == "example" else [Path(counts)] + ([samples] if samples else [])
-    checksums = {Path(path).name: hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in files}
-    settings = dict(zip(("filter", "min_mirna_logcpm", "min_isomir_logcpm", "min_isomirs"), filters))
-    command = ["bayesmir", *(Path(arg).name if Path(arg).is_absolute() else arg for arg in sys.argv[1:])]
-    record = {"command": command, "counts": Path(counts).name, "files_sha256": checksums,
-              "filters": settings}
-    write_json(run / "inputs.json", record)
-
-
 def method_options(method: str, family: str, **given) -> dict:
     """The options given on the command line, checked against the method's (InputError if unknown)."""
     from bayesmir.inference import get_method
@@ -252,38 +231,6 @@ def method_options(method: str, family: str, **given) -> dict:
     except TypeError as error:
         raise InputError(f"--method {method}: {error}") from None
     return options
-
-
-def print_top(table, rows: int = 10) -> None:
-    """Rich table of the miRNAs with the smallest lfsr."""
-    from rich.table import Table
-
-    top = table.sort_values("lfsr", na_position="last", kind="stable").head(rows)
-    view = Table(title=f"top {len(top)} miRNAs by lfsr (log fold changes: natural log)")
-    columns = ["miRNA", "coef", "estimate", "ci_low", "ci_high", "lfsr", "qvalue", "flag"]
-    for column in columns:
-        view.add_column(column, justify="left" if column in ("miRNA", "coef", "flag") else "right")
-    for _, row in top.iterrows():
-        view.add_row(*[_cell(row[column]) for column in columns])
-    console().print(view)
-
-
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.3g}"
-    return str(value)
-
-
-def summary_line(result, tables: dict, run: Path) -> str:
-    """``N miRNAs: n DE, n with isomiR usage, n flagged; saved to RUN`` (rules: :mod:`bayesmir.calls`)."""
-    from bayesmir import calls
-
-    n_de = calls.count_de(tables["mirna"])
-    n_usage = calls.count_usage(tables["slope"])
-    n_flagged = int((~result.diagnostics["converged"]).sum())
-    return (f"{len(result.diagnostics)} miRNAs: {n_de} DE (qvalue < {calls.ALPHA}), {n_usage} with isomiR "
-            f"usage (log BF > log 3), {n_flagged} flagged fits (never called), {n_failed(result)} failed; "
-            f"saved to {run}")
 
 
 # ------------------------------------------------------------------ report
@@ -312,22 +259,6 @@ def report(
     with step("writing the report (plots for every panel)", quiet):
         path = write_report(result, out or Path("reports") / f"{Path(run).name}.html", frequentist=table, top=top)
     typer.echo(f"report written to {path}")
-
-
-def read_frequentist(path: Path):
-    """Frequentist results from CSV: the contract table, or R output via import_r_results."""
-    import pandas as pd
-
-    from bayesmir.reporting.comparison import FREQUENTIST_COLUMNS
-
-    if not Path(path).is_file():
-        raise InputError(f"{path}: no such file")
-    table = pd.read_csv(path)
-    if all(column in table.columns for column in FREQUENTIST_COLUMNS):
-        return table
-    from bayesmir.frequentist import import_r_results
-
-    return import_r_results(path)
 
 
 # ------------------------------------------------------------------ compare
@@ -390,19 +321,6 @@ def compare(
                    "slope_call_bayes", "slope_call_freq", "reason"]
         typer.echo(disagree.reindex(columns=columns).head(20).to_string(index=False))
     typer.echo(f"comparison of {len(comparison.table)} miRNAs written to {path}")
-
-
-def refit_problems(result, counts: str | None, samples: Path | None, library_size: str | None, quiet: bool):
-    """What --refit fits: the counts given, else the problems stored with the run's posteriors."""
-    if counts is not None:
-        return load_data(counts, samples, library_size, quiet).subset(mirnas=result.mirnas)
-    from bayesmir.problem import problem_from_idata
-
-    problems = [problem_from_idata(idata, mirna) for mirna, idata in result.posteriors.items()
-                if "observed_data" in idata.groups() and "constant_data" in idata.groups()]
-    if not problems:
-        raise InputError("the run stores no counts to refit (no observed_data); give --counts")
-    return problems
 
 
 # ------------------------------------------------------------------ simulate

@@ -63,10 +63,6 @@ class Design:
         """Column of ``X`` holding the coefficient of interest."""
         return self.coef_names.index(self.coef)
 
-    def reduced(self) -> Design:
-        """The same design without random slopes (the reduced model of the LRT)."""
-        return Design(self.formula, self.X, self.coef_names, self.coef, [], self.samples)
-
 
 def build_design(
     samples: pd.DataFrame,

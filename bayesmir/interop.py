@@ -248,7 +248,7 @@ def to_bambi(data: IsomirData, mirna: str, formula: str = "~ group", priors=None
     if family == "nb":
         # bayesmir: 1/sqrt(theta) ~ HalfNormal(s); bambi's alpha is theta. The implied prior
         # on alpha = 1/u^2 (u ~ HalfNormal(s)) is an inverse gamma with shape 1/2 and scale 1/(2 s^2).
-        scale = priors.inv_sqrt_dispersion_scale
+        scale = priors.inv_sqrt_theta_scale
         prior_spec["alpha"] = bmb.Prior("InverseGamma", alpha=0.5, beta=1 / (2 * scale**2))
     return bmb.Model(model_formula, table, family="negativebinomial" if family == "nb" else "poisson",
                      priors=prior_spec, categorical=["sequence", "sample"])

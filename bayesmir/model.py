@@ -9,7 +9,7 @@ One miRNA: counts ``C_ij`` of isomiR ``j`` in sample ``i`` follow
                                                                intercepts centred)
     Sigma = diag(sd_isomir) Omega diag(sd_isomir),  Omega ~ LKJ(lkj_eta)
     sd_isomir ~ HalfNormal([sd_isomir_scale, sd_slope_scale, ...])
-    1 / sqrt(theta) ~ HalfNormal(inv_sqrt_dispersion_scale)
+    1 / sqrt(theta) ~ HalfNormal(inv_sqrt_theta_scale)
     beta ~ N(0, intercept_sd) for the intercept, N(0, beta_sd) otherwise
 
 ``sd_sample`` and (for one slope, q = 2) the slope SD are sampled as signed scales,
@@ -142,7 +142,7 @@ def build_model(
         )
         theta = None
         if family == "nb":
-            inv_sqrt = pm.HalfNormal("inv_sqrt_dispersion", priors.inv_sqrt_dispersion_scale)
+            inv_sqrt = pm.HalfNormal("inv_sqrt_theta", priors.inv_sqrt_theta_scale)
             theta = pm.Deterministic("theta", 1.0 / inv_sqrt**2)
         pm.Potential("log_likelihood", _log_likelihood(counts, mask, log_mu, theta))
     return model

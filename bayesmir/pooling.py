@@ -30,7 +30,8 @@ def pooled_priors(first, priors: Priors, family: str = "nb", slope_scale: bool =
     """Empirical-Bayes priors from a first pass ``first`` (a ``FitResult`` fitted with ``priors``).
 
     Normal priors on ``log theta``, ``log sd_isomir[0]`` and ``log sd_sample``
-    (:func:`log_normal_centre_and_scale` of the converged miRNAs' posterior medians) and,
+    (:func:`log_normal_centre_and_scale` of the converged miRNAs' posterior medians,
+    :func:`posterior_median`: seed-free for nested Laplace) and,
     when ``slope_scale`` and the fits have isomiR slopes, ``sd_slope_scale`` from
     :func:`pooled_slope_scale`.
 
@@ -44,20 +45,39 @@ def pooled_priors(first, priors: Priors, family: str = "nb", slope_scale: bool =
     if len(idatas) < MIN_POOLED:
         raise InputError(f"pooling needs at least {MIN_POOLED} converged miRNAs, the first pass has "
                          f"{len(idatas)}; fit with pooling=False")
-    posteriors = [idata.posterior for idata in idatas]
-    sd_isomir = log_normal_centre_and_scale([float(p["sd_isomir"].isel(re_term=0).median()) for p in posteriors])
-    sd_sample = log_normal_centre_and_scale([float(p["sd_sample"].median()) for p in posteriors])
+    sd_isomir = log_normal_centre_and_scale([posterior_median(i, "sd_isomir") for i in idatas])
+    sd_sample = log_normal_centre_and_scale([posterior_median(i, "sd_sample") for i in idatas])
     updates = {"pooled_log_sd_isomir_mean": sd_isomir[0], "pooled_log_sd_isomir_sd": sd_isomir[1],
                "pooled_log_sd_sample_mean": sd_sample[0], "pooled_log_sd_sample_sd": sd_sample[1]}
     if family == "nb":
-        dispersion = log_normal_centre_and_scale([float(p["theta"].median()) for p in posteriors])
-        updates.update(pooled_log_dispersion_mean=dispersion[0], pooled_log_dispersion_sd=dispersion[1])
+        log_theta = log_normal_centre_and_scale([posterior_median(i, "theta") for i in idatas])
+        updates.update(pooled_log_theta_mean=log_theta[0], pooled_log_theta_sd=log_theta[1])
     if slope_scale:
         points = [slope_sd_points(idata) for idata in idatas]
         points = [p for p in points if p is not None]
         if len(points) >= MIN_POOLED:
             updates["sd_slope_scale"] = pooled_slope_scale(points, priors.sd_slope_scale)
     return dataclasses.replace(priors, **updates)
+
+
+def posterior_median(idata, name: str) -> float:
+    """Posterior median of ``sd_isomir`` (the isomiR intercept's), ``sd_sample`` or ``theta``.
+
+    From the ``mixture`` group when present (the weighted median of the deterministic design
+    points of nested Laplace: the same distribution the draws are resampled from, without their
+    seed), else from the draws.
+    """
+    posterior = idata.posterior
+    q = posterior["sd_isomir"].sizes.get("re_term", 1)
+    column = {"sd_isomir": 0, "sd_sample": q + q * (q - 1) // 2, "theta": q + q * (q - 1) // 2 + 1}[name]
+    if MIXTURE_GROUP in idata.groups():
+        weights = np.asarray(idata[MIXTURE_GROUP]["weight"], dtype=float)
+        values = np.asarray(idata[MIXTURE_GROUP]["psi"], dtype=float)[:, column]
+        order = np.argsort(values, kind="stable")
+        cumulative = np.cumsum(weights[order]) / weights.sum()
+        return float(np.exp(values[order][np.searchsorted(cumulative, 0.5)]))
+    draws = posterior[name].isel(re_term=0) if name == "sd_isomir" else posterior[name]
+    return float(draws.median())
 
 
 def log_normal_centre_and_scale(values) -> tuple[float, float]:

@@ -16,14 +16,15 @@ Choices (all on the natural-log scale of counts):
   Bayes factor depends on this scale and is reported with it.
 - ``lkj_eta = 2``: LKJ prior on the isomiR intercept-slope correlation, mild shrinkage to 0.
 - ``sd_sample_scale = 1``: half-normal scale of the per-sample effect SD.
-- ``inv_sqrt_dispersion_scale = 1``: half-normal prior on ``1/sqrt(theta)`` of the
-  negative binomial (Stan's prior-choice recommendation): it shrinks towards the Poisson
-  and keeps ``theta`` away from 0.
+- ``inv_sqrt_theta_scale = 1``: half-normal prior on ``1/sqrt(theta)``, ``theta`` the
+  negative-binomial size (Stan's prior-choice recommendation): it shrinks towards the
+  Poisson and keeps ``theta`` away from 0. DESeq2's dispersion is ``1/theta``, so this is a
+  half-normal prior on the square root of DESeq2's dispersion.
 
 Cross-miRNA pooling (``bayesmir.fit(..., pooling=True)``, nested Laplace only) replaces
 two of these by normal priors on the log scale estimated from a first pass over all
-miRNAs (empirical Bayes): ``log theta ~ N(pooled_log_dispersion_mean,
-pooled_log_dispersion_sd)``, ``log sd_isomir[Intercept] ~ N(pooled_log_sd_isomir_mean,
+miRNAs (empirical Bayes): ``log theta ~ N(pooled_log_theta_mean,
+pooled_log_theta_sd)``, ``log sd_isomir[Intercept] ~ N(pooled_log_sd_isomir_mean,
 pooled_log_sd_isomir_sd)`` and ``log sd_sample ~ N(pooled_log_sd_sample_mean,
 pooled_log_sd_sample_sd)`` (per-sample effects such as RNA quality tend to be shared by
 miRNAs; with few samples their SD is poorly identified per miRNA). NaN (the default)
@@ -48,9 +49,9 @@ class Priors:
     sd_slope_scale: float = 1.0
     sd_sample_scale: float = 1.0
     lkj_eta: float = 2.0
-    inv_sqrt_dispersion_scale: float = 1.0
-    pooled_log_dispersion_mean: float = math.nan
-    pooled_log_dispersion_sd: float = math.nan
+    inv_sqrt_theta_scale: float = 1.0
+    pooled_log_theta_mean: float = math.nan
+    pooled_log_theta_sd: float = math.nan
     pooled_log_sd_isomir_mean: float = math.nan
     pooled_log_sd_isomir_sd: float = math.nan
     pooled_log_sd_sample_mean: float = math.nan
@@ -59,7 +60,7 @@ class Priors:
     @property
     def pooled(self) -> bool:
         """Whether cross-miRNA (empirical Bayes) priors are set."""
-        means = (self.pooled_log_dispersion_mean, self.pooled_log_sd_isomir_mean, self.pooled_log_sd_sample_mean)
+        means = (self.pooled_log_theta_mean, self.pooled_log_sd_isomir_mean, self.pooled_log_sd_sample_mean)
         return not all(math.isnan(mean) for mean in means)
 
     def coef_sd(self, coef_names) -> np.ndarray:

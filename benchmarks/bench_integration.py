@@ -3,6 +3,7 @@
     PYTHONPATH=$PWD python benchmarks/bench_integration.py scramble example 32,64,128 5
     PYTHONPATH=$PWD python benchmarks/bench_integration.py scramble sim 32,128 4
     PYTHONPATH=$PWD python benchmarks/bench_integration.py seeds 0,1,2,3,4,5,6,7,8,9
+    PYTHONPATH=$PWD python benchmarks/bench_integration.py seeds 0,1 sim
 
 ``scramble``: per miRNA of the bundled example (or ``bayesmir.simulate(16, 10, seed=5)``), full
 and reduced fits with independent design scrambles (``design_seed``) for each ``n_hyper``; prints
@@ -14,8 +15,11 @@ interval ends (all 0 with the fixed design).
 
 from __future__ import annotations
 
+import os
+import platform
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -56,8 +60,16 @@ def scramble_spread(which: str, sizes: list[int], repeats: int) -> None:
         print("    reported SE:", {c: f"{se[c].max():.3f} ({se[c].median():.3f})" for c in se})
 
 
-def seed_stability(seeds: list[int]) -> None:
-    data = bayesmir.load_example().filter()
+def stability_data(which: str):
+    """The bundled example (filtered) or the shared 120-miRNA simulation (tests/data copy)."""
+    if which == "example":
+        return bayesmir.load_example().filter()
+    folder = Path(__file__).resolve().parents[1] / "tests" / "data" / "sim_monocyte_scale"
+    return bayesmir.read_counts(folder / "counts_long.csv.gz", samples=folder / "samples.csv")
+
+
+def seed_stability(seeds: list[int], which: str = "example") -> None:
+    data = stability_data(which)
     mirna, slope = [], []
     for seed in seeds:
         start = time.perf_counter()
@@ -72,12 +84,24 @@ def seed_stability(seeds: list[int]) -> None:
           "usage per seed:", slope.groupby("seed")["usage"].sum().tolist())
     width = lambda x: x.max() - x.min()
     by = mirna.groupby("miRNA")
-    print({c: round(float(by[c].agg(width).max()), 4) for c in ("qvalue", "lfsr", "estimate", "sd", "ci_low", "ci_high")},
-          "log BF:", round(float(slope.groupby("miRNA")["log_bayes_factor"].agg(width).max()), 4))
+    ranges = {c: round(float(by[c].agg(width).max()), 4) for c in ("qvalue", "lfsr", "estimate", "sd", "ci_low",
+                                                                     "ci_high")}
+    ranges["log_bayes_factor"] = round(float(slope.groupby("miRNA")["log_bayes_factor"].agg(width).max()), 4)
+    print(ranges)
+    out = Path(__file__).resolve().parent / "results" / f"seed_stability_{which}.md"
+    out.write_text(
+        f"# Seed stability of the reported numbers ({which})\n\n"
+        f"Command: `python benchmarks/bench_integration.py {' '.join(sys.argv[1:])}`; "
+        f"{platform.platform()}, {os.cpu_count()} cores, bayesmir {bayesmir.__version__}, "
+        f"python {platform.python_version()}.\n\n"
+        f"- miRNAs: {mirna['miRNA'].nunique()}; seeds: {seeds}\n"
+        f"- DE calls per seed: {mirna.groupby('seed')['de'].sum().tolist()}\n"
+        f"- isomiR-usage calls per seed: {slope.groupby('seed')['usage'].sum().tolist()}\n"
+        f"- largest range over seeds, any miRNA: {ranges}\n")
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "scramble":
         scramble_spread(sys.argv[2], [int(x) for x in sys.argv[3].split(",")], int(sys.argv[4]))
     else:
-        seed_stability([int(x) for x in sys.argv[2].split(",")])
+        seed_stability([int(x) for x in sys.argv[2].split(",")], sys.argv[3] if len(sys.argv) > 3 else "example")

@@ -45,7 +45,7 @@ def prior_draw(rng: np.random.Generator, priors: Priors) -> dict:
         "sd_slope": abs(rng.normal(0, priors.sd_slope_scale)),
         "corr": 2 * rng.beta(eta, eta) - 1,  # LKJ(eta) in 2 dimensions
         "sd_sample": abs(rng.normal(0, priors.sd_sample_scale)),
-        "theta": 1 / abs(rng.normal(0, priors.inv_sqrt_dispersion_scale)) ** 2,
+        "theta": 1 / abs(rng.normal(0, priors.inv_sqrt_theta_scale)) ** 2,
     }
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from bayesmir import calls
-from bayesmir.cli import summary_line
+from bayesmir.cli_results import summary_line
 from bayesmir.frequentist.comparison import compare
 from bayesmir.reporting.html import results_section
 

@@ -205,7 +205,7 @@ def test_pooling_estimates_shared_priors_from_truth():
     data = sim.to_data()
     fit_result = fit(data, reference=sim.reference, pooling=True, reduced=False, progress=False, seed=1)
     priors = fit_result.options["priors"]
-    assert abs(priors["pooled_log_dispersion_mean"] - np.log(10.0)) < 0.4, priors
+    assert abs(priors["pooled_log_theta_mean"] - np.log(10.0)) < 0.4, priors
     assert 0.1 < np.exp(priors["pooled_log_sd_sample_mean"]) < 0.5, priors
     assert fit_result.options["pooling"] and fit_result.diagnostics["converged"].mean() > 0.8
     with pytest.raises(InputError, match="laplace"):

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from bayesmir.errors import InputError
-from bayesmir.frequentist.comparison import ComparisonResult, compare, import_r_results
+from bayesmir.frequentist.comparison import ComparisonResult, compare
+from bayesmir.frequentist.r_import import import_r_results
 
 COEF = "group[T.case]"
 
@@ -135,10 +136,10 @@ def test_slope_evidence_against_lrt(result):
     assert result.summary["slope_n_both"] == 1 and result.summary["slope_n_neither"] == 1
 
 
-def test_plain_table_aggregated_p_and_r_coef_names():
-    # a DataFrame is accepted as the Bayesian table; fit_aggregated's 'p' stands for wald_p;
-    # R's coefficient name 'groupcase' matches 'group[T.case]'
-    freq = freq_table().rename(columns={"wald_p": "p"}).assign(coef="groupcase", method="nbglm")
+def test_plain_table_and_r_coef_names():
+    # a DataFrame is accepted as the Bayesian table; R's coefficient name 'groupcase' matches
+    # 'group[T.case]'
+    freq = freq_table().assign(coef="groupcase", method="nbglm")
     out = compare(bayes_table(), freq)
     assert out.table.set_index("miRNA")["call_freq"].tolist() == [
         True, False, True, False, True, False, False]

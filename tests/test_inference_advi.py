@@ -7,7 +7,6 @@ import pytest
 from mirna_sim import TRUTH, simulate_problem
 
 from bayesmir.driver import fit_problems
-from bayesmir.errors import InputError
 from bayesmir.inference import get_method
 
 
@@ -29,13 +28,3 @@ def test_experimental_method_warns_through_driver():
     with pytest.warns(UserWarning, match="experimental"):
         fit_problems([simulate_problem(12, 3, seed=2)], method="advi", progress=False,
                      iterations=200, draws=50)
-
-
-def test_pathfinder_needs_pymc_extras():
-    try:
-        import pymc_extras  # noqa: F401
-    except ImportError:
-        with pytest.raises(InputError, match="pymc-extras"):
-            get_method("pathfinder")
-    else:
-        pytest.skip("pymc-extras installed")

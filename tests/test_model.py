@@ -152,7 +152,7 @@ def _log_scale_model(problem, family):
         b = pt.dot(w, chol.T)
         log_mu = (problem.offset + pt.dot(problem.X, beta) + sd_sample * sample_raw)[:, None] + pt.dot(problem.Z, b.T)
         if family == "nb":
-            inv_sqrt = pm.HalfNormal("inv_sqrt_dispersion", priors.inv_sqrt_dispersion_scale)
+            inv_sqrt = pm.HalfNormal("inv_sqrt_theta", priors.inv_sqrt_theta_scale)
             dist = pm.NegativeBinomial.dist(mu=pt.exp(log_mu), alpha=1.0 / inv_sqrt**2)
         else:
             dist = pm.Poisson.dist(mu=pt.exp(log_mu))
@@ -168,8 +168,8 @@ def _log_scale_point(point, beta, q):
         "sd_sample_log__": np.log(np.abs(point["sd_sample_signed"])),
         "sample_raw": sign_sample * point["sample_raw"],
     }
-    if "inv_sqrt_dispersion_log__" in point:
-        old["inv_sqrt_dispersion_log__"] = point["inv_sqrt_dispersion_log__"]
+    if "inv_sqrt_theta_log__" in point:
+        old["inv_sqrt_theta_log__"] = point["inv_sqrt_theta_log__"]
     if q == 1:
         old["sd_isomir_log__"] = point["sd_isomir_log__"]
         return old, 0.0

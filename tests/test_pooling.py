@@ -40,7 +40,10 @@ def fake_idata(rng, theta: float, sd_isomir: float, sd_sample: float, points) ->
         "sd_isomir": (("chain", "draw", "re_term"),
                       np.stack([draws(sd_isomir), rng.uniform(0, 3, (1, 50))], axis=-1)),
     })
-    psi = np.c_[np.full(len(weights), np.log(sd_isomir)), np.log(sds[:, 0]), np.zeros((len(weights), 2))]
+    # psi = (log sd_isomir, log sd_slope, atanh corr, log sd_sample, log theta) at each design point
+    k = len(weights)
+    psi = np.c_[np.full(k, np.log(sd_isomir)), np.log(sds[:, 0]), np.zeros(k), np.full(k, np.log(sd_sample)),
+                np.full(k, np.log(theta))]
     mixture = xr.Dataset({"weight": (("point",), weights), "psi": (("point", "psi_dim"), psi)})
     return az.InferenceData(posterior=posterior, **{MIXTURE_GROUP: mixture})
 
@@ -97,7 +100,7 @@ def test_pooled_priors_from_a_fake_first_pass():
     priors = pooled_priors(first, Priors())
     sds = np.array([p[1][0, 0] for p in slope_points[3:]])
     assert priors.sd_slope_scale == pytest.approx(math.sqrt(np.mean(sds**2)), rel=1e-3)
-    assert priors.pooled_log_dispersion_mean == pytest.approx(np.log(10.0), abs=0.1)  # 57 draws of N(log 10, 0.3)
+    assert priors.pooled_log_theta_mean == pytest.approx(np.log(10.0), abs=0.1)  # 57 draws of N(log 10, 0.3)
     assert priors.pooled_log_sd_isomir_mean == pytest.approx(np.log(2.0), abs=0.02)  # draws 5% around 2
     assert priors.sd_isomir_scale == Priors().sd_isomir_scale
     assert pooled_priors(first, Priors(), slope_scale=False).sd_slope_scale == Priors().sd_slope_scale

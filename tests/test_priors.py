@@ -20,10 +20,10 @@ DOCUMENTED = {
     "sd_slope_scale": 1.0,
     "sd_sample_scale": 1.0,
     "lkj_eta": 2.0,
-    "inv_sqrt_dispersion_scale": 1.0,
+    "inv_sqrt_theta_scale": 1.0,
 }
 POOLED = [
-    "pooled_log_dispersion_mean", "pooled_log_dispersion_sd",
+    "pooled_log_theta_mean", "pooled_log_theta_sd",
     "pooled_log_sd_isomir_mean", "pooled_log_sd_isomir_sd",
     "pooled_log_sd_sample_mean", "pooled_log_sd_sample_sd",
 ]
@@ -41,14 +41,14 @@ def test_fields_are_exactly_the_documented_ones():
     assert {field.name for field in dataclasses.fields(Priors)} == {*DOCUMENTED, *POOLED}
 
 
-@pytest.mark.parametrize("name", ["pooled_log_dispersion_mean", "pooled_log_sd_isomir_mean",
+@pytest.mark.parametrize("name", ["pooled_log_theta_mean", "pooled_log_sd_isomir_mean",
                                   "pooled_log_sd_sample_mean"])
 def test_any_pooled_mean_switches_pooling_on(name):
     assert Priors(**{name: 0.5}).pooled
 
 
 def test_pooled_sd_alone_does_not_switch_pooling_on():
-    assert not Priors(pooled_log_dispersion_sd=0.3).pooled
+    assert not Priors(pooled_log_theta_sd=0.3).pooled
 
 
 def test_coef_sd_intercept_and_others():
@@ -60,10 +60,10 @@ def test_coef_sd_intercept_and_others():
 
 
 def test_to_dict_round_trip():
-    priors = Priors(beta_sd=1.5, lkj_eta=4.0, pooled_log_dispersion_mean=2.3, pooled_log_dispersion_sd=0.4)
+    priors = Priors(beta_sd=1.5, lkj_eta=4.0, pooled_log_theta_mean=2.3, pooled_log_theta_sd=0.4)
     values = priors.to_dict()
     assert set(values) == {*DOCUMENTED, *POOLED}
-    assert values["beta_sd"] == 1.5 and values["pooled_log_dispersion_mean"] == 2.3
+    assert values["beta_sd"] == 1.5 and values["pooled_log_theta_mean"] == 2.3
     again = Priors(**values)
     for name in values:
         first, second = getattr(priors, name), getattr(again, name)

@@ -10,7 +10,8 @@ miRglmm's point is that it hides isomiR-specific changes. Two methods:
 - ``"deseq2"``: PyDESeq2 (optional extra ``bayesmir[deseq2]``): median-of-ratios size
   factors, shrunken dispersions, unshrunken log fold changes, Wald tests.
 
-Estimates are natural logs; ``padj`` is Benjamini-Hochberg within each method.
+Estimates are natural logs; ``wald_p`` is the two-sided Wald p-value and ``qvalue`` its
+Benjamini-Hochberg adjustment within each method (the names of ``docs/glossary.md``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from bayesmir.fdr import benjamini_hochberg
 from bayesmir.problem import library_offset
 
 METHODS = ("nbglm", "deseq2")
-COLUMNS = ["miRNA", "method", "coef", "estimate", "se", "ci_low", "ci_high", "p", "padj"]
+COLUMNS = ["miRNA", "method", "coef", "estimate", "se", "ci_low", "ci_high", "wald_p", "qvalue"]
 LOG_ALPHA_BOUNDS = (np.log(1e-8), np.log(1e3))
 """Search range of ``log(1 / theta)`` (theta from 1e-3 to 1e8, i.e. up to Poisson)."""
 Z_95 = stats.norm.ppf(0.975)
@@ -56,7 +57,7 @@ def fit_aggregated(
     Returns
     -------
     pandas.DataFrame
-        Columns ``miRNA, method, coef, estimate, se, ci_low, ci_high, p, padj``;
+        Columns ``miRNA, method, coef, estimate, se, ci_low, ci_high, wald_p, qvalue``;
         natural-log fold changes; NaN where a fit failed.
 
     Raises
@@ -93,13 +94,13 @@ def _aligned_inputs(data) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
 
 
 def nbglm_table(counts: pd.DataFrame, design: Design, offset: np.ndarray) -> pd.DataFrame:
-    """NB GLM with ML dispersion per miRNA (rows of ``counts``): estimate, se, Wald CI and p."""
+    """NB GLM with ML dispersion per miRNA (rows of ``counts``): estimate, se, Wald CI and wald_p."""
     rows = [_nbglm_row(name, row.to_numpy(), design, offset) for name, row in counts.iterrows()]
     return pd.DataFrame(rows)
 
 
 def _nbglm_row(mirna: str, y: np.ndarray, design: Design, offset: np.ndarray) -> dict:
-    row = {"miRNA": mirna, "coef": design.coef, "estimate": np.nan, "se": np.nan, "p": np.nan}
+    row = {"miRNA": mirna, "coef": design.coef, "estimate": np.nan, "se": np.nan, "wald_p": np.nan}
     if y.sum() == 0:
         return _with_interval(row)
     try:
@@ -111,7 +112,7 @@ def _nbglm_row(mirna: str, y: np.ndarray, design: Design, offset: np.ndarray) ->
     k = design.coef_index
     estimate, se = float(fit.params[k]), float(fit.bse[k])
     if np.isfinite(estimate) and np.isfinite(se) and se > 0:
-        row.update(estimate=estimate, se=se, p=float(2 * stats.norm.sf(abs(estimate / se))))
+        row.update(estimate=estimate, se=se, wald_p=float(2 * stats.norm.sf(abs(estimate / se))))
     return _with_interval(row)
 
 
@@ -162,7 +163,7 @@ def deseq2_table(
         "coef": design.coef,
         "estimate": table["log2FoldChange"].to_numpy() * np.log(2),
         "se": table["lfcSE"].to_numpy() * np.log(2),
-        "p": table["pvalue"].to_numpy(),
+        "wald_p": table["pvalue"].to_numpy(),
     }))
 
 
@@ -187,5 +188,5 @@ def _with_interval(row):
 
 
 def _with_adjusted_p(table: pd.DataFrame) -> pd.DataFrame:
-    """Benjamini-Hochberg ``padj`` over the finite p-values of one method."""
-    return table.assign(padj=benjamini_hochberg(table["p"]))
+    """Benjamini-Hochberg ``qvalue`` over the finite p-values of one method."""
+    return table.assign(qvalue=benjamini_hochberg(table["wald_p"]))

@@ -24,8 +24,6 @@ from scipy import stats
 from bayesmir.frequentist.mle import fit_frequentist, problems_from
 from bayesmir.problem import DEFAULT_NORMALISATION, reduced_problem
 
-LRT_COLUMNS = ["loglik_reduced", "lrt_stat", "lrt_df", "lrt_p_naive", "lrt_p_1df", "lrt_p_mixture"]
-
 
 def mixture_pvalue(statistic: np.ndarray, df: np.ndarray) -> np.ndarray:
     """P-value under ``0.5 chi2(df - 1) + 0.5 chi2(df)`` (chi2(0) is a point mass at 0)."""

@@ -16,7 +16,6 @@ METHODS: dict[str, str] = {
     "laplace": "bayesmir.inference.laplace:LaplaceInference",
     "nuts": "bayesmir.inference.nuts:NutsInference",
     "advi": "bayesmir.inference.advi:AdviInference",
-    "pathfinder": "bayesmir.inference.advi:PathfinderInference",
 }
 
 __all__ = ["DIAGNOSTIC_COLUMNS", "METHODS", "Inference", "diagnostics_row", "get_method"]

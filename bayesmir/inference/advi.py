@@ -1,13 +1,13 @@
-"""Variational methods (experimental): full-rank ADVI (PyMC) and Pathfinder (pymc-extras).
+"""Variational method (experimental): full-rank ADVI (PyMC).
 
-Both are shipped flagged *experimental*: on this model the probe
+Shipped flagged *experimental*: on this model the probe
 (``../shared/notes/inference-probe.md``) measured mean-field ADVI and Pathfinder intervals
-for ``beta`` 3-8 times too narrow and ``sd_slope`` off, because they approximate the joint
-posterior of ~2J + n + 7 parameters with a Gaussian instead of integrating the random
-effects out. Every fit's diagnostics row says so in ``message`` and ``converged`` is only
-about the optimiser (parameter relative change below ``tolerance``) and the PSIS
-k-hat below 0.7, not calibration. Use ``"laplace"`` or
-``"nuts"`` for results; these are for exploration and comparison.
+for ``beta`` 3-8 times too narrow and ``sd_slope`` off, because variational methods
+approximate the joint posterior of ~2J + n + 7 parameters with a Gaussian instead of
+integrating the random effects out. Every fit's diagnostics row says so in ``message`` and
+``converged`` is only about the optimiser (parameter relative change below ``tolerance``)
+and the PSIS k-hat below 0.7, not calibration. Use ``"laplace"`` or ``"nuts"`` for
+results; ADVI is for exploration and comparison.
 
 Each fit compiles its own PyMC model (no padding); ``pareto_k`` is the PSIS k-hat of the
 importance weights ``log p(theta, y) - log q(theta)`` over fresh draws of the Gaussian
@@ -25,7 +25,6 @@ import arviz as az
 import numpy as np
 import pymc as pm
 
-from bayesmir.errors import InputError
 from bayesmir.inference.base import Inference, data_groups, diagnostics_row
 from bayesmir.model import build_model, drop_padding, pointwise_log_likelihood
 from bayesmir.problem import MirnaProblem
@@ -113,33 +112,3 @@ def _gaussian_pareto_k(model: pm.Model, approx, n_draws: int = 1000, seed: int =
     ])
     _, k_hat = az.psislw(log_p - log_q)
     return float(k_hat)
-
-
-class PathfinderInference(AdviInference):
-    """Pathfinder (pymc-extras), experimental; needs ``pip install pymc-extras``.
-
-    Options: ``draws`` (default 2,000), ``log_likelihood`` (default True).
-    """
-
-    name = "pathfinder"
-    defaults: ClassVar[dict] = {"draws": 2000, "log_likelihood": True, "iterations": None, "tolerance": None,
-                "learning_rate": None}
-
-    def __init__(self, family: str = "nb", priors=None, **options) -> None:
-        try:
-            import pymc_extras  # noqa: F401
-        except ImportError:
-            raise InputError("method 'pathfinder' needs pymc-extras: pip install pymc-extras") from None
-        super().__init__(family, priors, **options)
-
-    def _approximate(self, model: pm.Model, seed: int):
-        import pymc_extras as pmx
-
-        with model, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            trace = pmx.fit(method="pathfinder", num_draws=self.options["draws"], random_seed=seed,
-                            progressbar=False)
-        return trace, True, None
-
-    def _pareto_k(self, model: pm.Model, approx) -> float:
-        return math.nan

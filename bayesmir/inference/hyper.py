@@ -101,8 +101,8 @@ def log_prior(psi, q: int, family: str, priors: Priors):
     total += jnp.sum((b - 1.0) * jnp.log1p(-r**2) - (2 * b - 1) * np.log(2.0) - betaln(b, b) + jnp.log1p(-r**2))
     if log_theta is not None:
         log_a = -0.5 * log_theta
-        default = _log_half_normal_of_log(log_a, priors.inv_sqrt_dispersion_scale) + np.log(0.5)
-        total += _pooled_or(log_theta, priors.pooled_log_dispersion_mean, priors.pooled_log_dispersion_sd, default)
+        default = _log_half_normal_of_log(log_a, priors.inv_sqrt_theta_scale) + np.log(0.5)
+        total += _pooled_or(log_theta, priors.pooled_log_theta_mean, priors.pooled_log_theta_sd, default)
     return total
 
 

@@ -125,7 +125,7 @@ class _PriorsView:
     """The prior scales as attributes of JAX scalars (so jitted code can take them as data)."""
 
     FIELDS = ("intercept_sd", "beta_sd", "sd_isomir_scale", "sd_slope_scale", "sd_sample_scale", "lkj_eta",
-              "inv_sqrt_dispersion_scale", "pooled_log_dispersion_mean", "pooled_log_dispersion_sd",
+              "inv_sqrt_theta_scale", "pooled_log_theta_mean", "pooled_log_theta_sd",
               "pooled_log_sd_isomir_mean", "pooled_log_sd_isomir_sd", "pooled_log_sd_sample_mean",
               "pooled_log_sd_sample_sd")
 

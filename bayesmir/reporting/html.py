@@ -9,12 +9,15 @@ embedded as base64 PNG; the only script is a few lines that sort tables on click
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 import time
 from datetime import datetime
 from pathlib import Path
 
 import jinja2
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from markupsafe import Markup
@@ -23,6 +26,7 @@ from bayesmir import calls
 from bayesmir.reporting import comparison, plots
 
 TEMPLATE = "report.html.j2"
+DPI = 80
 DIAGNOSTIC_VIEW = ["miRNA", "converged", "rhat", "ess_bulk", "ess_tail", "divergences", "ess_importance", "pareto_k",
                    "seconds", "message"]
 TOP_VIEW = ["miRNA", "coef", "estimate", "sd", "ci_low", "ci_high", "lfsr", "qvalue", "n_isomirs",
@@ -174,8 +178,8 @@ def results_section(fit, table: pd.DataFrame) -> dict:
     ordered = by_lfsr(table)
     abundance = mean_log_cpm(fit)
     return {
-        "volcano": plots.volcano_plot(table),
-        "ma": plots.ma_plot(table, abundance) if len(abundance) else None,
+        "volcano": rendered(lambda: plots.volcano_plot(table)),
+        "ma": rendered(lambda: plots.ma_plot(table, abundance)) if len(abundance) else None,
         "n_de": calls.count_de(table),
         "top_table": _html_table(ordered.reindex(columns=TOP_VIEW).head(max(30, len(ordered) // 4))),
     }
@@ -223,10 +227,34 @@ def mirna_panel(fit, table: pd.DataFrame, isomirs: pd.DataFrame, mirna: str, rea
     return panel
 
 
+def figure_uri(figure) -> str:
+    """PNG ``data:`` URI of a matplotlib ``figure``; the figure is closed."""
+    buffer = io.BytesIO()
+    try:
+        figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    finally:
+        plt.close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def rendered(make) -> str | None:
+    """:func:`figure_uri` of the figure ``make()`` returns (``None`` for ``None``).
+
+    Every figure opened meanwhile is closed, also when ``make`` fails half-way.
+    """
+    before = set(plt.get_fignums())
+    try:
+        figure = make()
+        return None if figure is None else figure_uri(figure)
+    finally:
+        for number in set(plt.get_fignums()) - before:
+            plt.close(number)
+
+
 def _add_figure(figures: list, caption: str, make) -> None:
     """Append ``{caption, uri}`` (or ``{caption, error}`` when the figure cannot be drawn)."""
     try:
-        uri = make()
+        uri = rendered(make)
     except Exception as error:  # noqa: BLE001 - one bad figure must not lose the report
         figures.append({"caption": caption, "error": f"{type(error).__name__}: {error}"})
         return
@@ -239,10 +267,10 @@ def comparison_section(fit, table: pd.DataFrame, frequentist: pd.DataFrame) -> d
     merged = comparison.merged_table(fit, frequentist, coef=str(table["coef"].iloc[0]) if len(table) else None)
     slope_plot = None
     if merged["lrt_p"].notna().any() and merged["log_bayes_factor"].notna().any():
-        slope_plot = plots.slope_evidence_plot(merged)
+        slope_plot = rendered(lambda: plots.slope_evidence_plot(merged))
     return {
         "n_merged": len(merged),
-        "estimates": plots.estimate_scatter(merged) if len(merged) else None,
+        "estimates": rendered(lambda: plots.estimate_scatter(merged)) if len(merged) else None,
         "slopes": slope_plot,
         "disagreements": _html_table(comparison.disagreements(merged)),
         "table": _html_table(merged),

@@ -1,13 +1,13 @@
-"""Figures of the HTML report, each returned as an embeddable ``data:image/png`` URI.
+"""Figures of the HTML report, each returned as a matplotlib :class:`~matplotlib.figure.Figure`.
 
-Every function builds one matplotlib figure (Agg backend), encodes it and closes it, so
-a report over hundreds of miRNAs never accumulates open figures.
+The caller owns the figure: show or save it, then close it (``plt.close(figure)``). The
+report (:mod:`bayesmir.reporting.html`) draws under :func:`agg_backend` and encodes each
+figure with :func:`bayesmir.reporting.html.figure_uri`, which closes it, so a report over
+hundreds of miRNAs never accumulates open figures.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 import warnings
 from contextlib import contextmanager
@@ -16,11 +16,11 @@ import arviz as az
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from scipy import stats
 
 from bayesmir.problem import problem_from_idata
 
-DPI = 80
 SIGNIFICANT = "#c0392b"
 NEUTRAL = "#7f8c8d"
 
@@ -43,17 +43,7 @@ def agg_backend():
             plt.switch_backend(previous)
 
 
-def figure_uri(figure) -> str:
-    """PNG ``data:`` URI of ``figure``; the figure is closed."""
-    buffer = io.BytesIO()
-    try:
-        figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
-    finally:
-        plt.close(figure)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def volcano_plot(table: pd.DataFrame, q_threshold: float = 0.05) -> str:
+def volcano_plot(table: pd.DataFrame, q_threshold: float = 0.05) -> Figure:
     """Posterior mean log fold change against ``-log10 lfsr`` (red: ``qvalue < q_threshold``)."""
     figure, axis = plt.subplots(figsize=(5.5, 4.5))
     data = table.dropna(subset=["estimate", "lfsr"])
@@ -64,10 +54,10 @@ def volcano_plot(table: pd.DataFrame, q_threshold: float = 0.05) -> str:
     axis.axvline(0, color="black", lw=0.5)
     axis.set(xlabel="posterior mean log fold change (natural log)", ylabel="-log10 lfsr",
              title=f"volcano ({int(hit.sum())} with q < {q_threshold})")
-    return figure_uri(figure)
+    return figure
 
 
-def ma_plot(table: pd.DataFrame, mean_log_count: pd.Series, q_threshold: float = 0.05) -> str:
+def ma_plot(table: pd.DataFrame, mean_log_count: pd.Series, q_threshold: float = 0.05) -> Figure:
     """Mean log2 counts per million against the posterior mean log fold change."""
     figure, axis = plt.subplots(figsize=(5.5, 4.5))
     data = table.assign(abundance=mean_log_count.reindex(table["miRNA"]).to_numpy()).dropna(
@@ -77,7 +67,7 @@ def ma_plot(table: pd.DataFrame, mean_log_count: pd.Series, q_threshold: float =
     axis.axhline(0, color="black", lw=0.5)
     axis.set(xlabel="mean log2 counts per million", ylabel="posterior mean log fold change",
              title="MA plot")
-    return figure_uri(figure)
+    return figure
 
 
 def _lfsr_floor(lfsr: pd.Series) -> float:
@@ -86,7 +76,7 @@ def _lfsr_floor(lfsr: pd.Series) -> float:
     return float(positive.min()) / 2 if len(positive) else 1e-4
 
 
-def chain_plot(idata: az.InferenceData) -> str:
+def chain_plot(idata: az.InferenceData) -> Figure:
     """Rank plots of ``beta`` and ``sd_isomir`` (≥ 2 chains), posterior densities otherwise.
 
     Rank plots (``az.plot_rank``) show mixing like trace plots but stay readable with
@@ -101,7 +91,7 @@ def chain_plot(idata: az.InferenceData) -> str:
         else:
             axes = az.plot_posterior(idata, var_names=names, hdi_prob=0.95, textsize=9,
                                      figsize=(11, 2.4 * rows))
-    return figure_uri(np.ravel(axes)[0].figure)
+    return np.ravel(axes)[0].figure
 
 
 def _n_panels(idata: az.InferenceData, names: list[str]) -> int:
@@ -109,7 +99,7 @@ def _n_panels(idata: az.InferenceData, names: list[str]) -> int:
     return sum(int(np.prod([posterior.sizes[d] for d in posterior[n].dims[2:]] or [1])) for n in names)
 
 
-def isomir_forest_plot(isomirs: pd.DataFrame, mirna_row: pd.Series) -> str:
+def isomir_forest_plot(isomirs: pd.DataFrame, mirna_row: pd.Series) -> Figure:
     """IsomiR-specific log fold changes with 95% intervals, the miRNA's as a band."""
     rows = isomirs.sort_values("logfc_estimate")
     figure, axis = plt.subplots(figsize=(6, 0.9 + 0.28 * len(rows)))
@@ -125,14 +115,14 @@ def isomir_forest_plot(isomirs: pd.DataFrame, mirna_row: pd.Series) -> str:
     axis.set(xlabel="log fold change (natural log)", title="isomiR-specific log fold changes")
     axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18 - 1.0 / (3 + len(rows))),
                 ncol=3, frameon=False)
-    return figure_uri(figure)
+    return figure
 
 
 def _short(sequence: str, width: int = 28) -> str:
     return sequence if len(sequence) <= width else sequence[: width - 1] + "…"
 
 
-def ppc_plot(idata: az.InferenceData, family: str = "nb", seed: int = 0, max_draws: int = 400) -> str:
+def ppc_plot(idata: az.InferenceData, family: str = "nb", seed: int = 0, max_draws: int = 400) -> Figure:
     """Observed counts against posterior-predictive medians with 90% intervals (log1p axes)."""
     from bayesmir.model import posterior_predictive_draws
 
@@ -152,7 +142,7 @@ def ppc_plot(idata: az.InferenceData, family: str = "nb", seed: int = 0, max_dra
     axis.plot([0, top], [0, top], color="black", lw=0.7)
     axis.set(xlabel="observed log(1 + count)", ylabel="replicated log(1 + count)",
              title=f"posterior predictive: {covered:.0%} of cells in 90% interval")
-    return figure_uri(figure)
+    return figure
 
 
 def _thin(posterior, max_draws: int):
@@ -162,7 +152,7 @@ def _thin(posterior, max_draws: int):
     return posterior.isel(draw=slice(None, None, step))
 
 
-def sd_slope_plot(idata: az.InferenceData, prior_scale: float) -> str | None:
+def sd_slope_plot(idata: az.InferenceData, prior_scale: float) -> Figure | None:
     """Posterior of each isomiR slope SD against its half-normal prior; ``None`` without slopes."""
     terms = [str(t) for t in idata.posterior["re_term"].values[1:]]
     if not terms:
@@ -177,10 +167,10 @@ def sd_slope_plot(idata: az.InferenceData, prior_scale: float) -> str | None:
                   label=f"prior HalfNormal({prior_scale:g})")
         axis.set(xlabel=f"sd_slope ({term})", ylabel="density", title="isomiR slope SD")
         axis.legend(fontsize=7)
-    return figure_uri(figure)
+    return figure
 
 
-def estimate_scatter(merged: pd.DataFrame) -> str:
+def estimate_scatter(merged: pd.DataFrame) -> Figure:
     """Bayesian posterior mean against frequentist estimate, both 95% intervals."""
     figure, axis = plt.subplots(figsize=(5.5, 5))
     data = merged.dropna(subset=["estimate_bayes", "estimate_freq"])
@@ -192,7 +182,7 @@ def estimate_scatter(merged: pd.DataFrame) -> str:
     axis.plot(span, span, color="black", lw=0.7)
     axis.set(xlabel="frequentist estimate (95% CI)", ylabel="posterior mean (95% interval)",
              title="log fold change: Bayesian vs frequentist")
-    return figure_uri(figure)
+    return figure
 
 
 def _half_widths(data: pd.DataFrame, centre: str, low: str, high: str) -> np.ndarray:
@@ -208,7 +198,7 @@ def _span(values: np.ndarray) -> list[float]:
     return [float(finite.min()), float(finite.max())]
 
 
-def slope_evidence_plot(merged: pd.DataFrame) -> str:
+def slope_evidence_plot(merged: pd.DataFrame) -> Figure:
     """Log Bayes factor (slopes vs none) against the LRT p-value (log10)."""
     figure, axis = plt.subplots(figsize=(5.5, 4.5))
     data = merged.dropna(subset=["log_bayes_factor", "lrt_p"])
@@ -218,4 +208,4 @@ def slope_evidence_plot(merged: pd.DataFrame) -> str:
     axis.axhline(math.log(3.0), color="grey", lw=0.6, ls="--")
     axis.set(xlabel="-log10 LRT p (mixture)", ylabel="log Bayes factor (slopes vs none)",
              title="isomiR-specific slopes: evidence")
-    return figure_uri(figure)
+    return figure
