@@ -66,3 +66,13 @@ def test_bad_mirtop_files_raise_input_error(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(InputError, match=message):
         read_counts(path)
+
+
+def test_mirtop_annotations_survive_an_h5ad_round_trip(tmp_path):
+    """to_anndata writes canonical/variant/precursor to var, and read_counts reads them back."""
+    data = read_counts(FORMATS / "mirtop.gff", samples=FORMATS / "samples.csv")
+    path = tmp_path / "mirtop.h5ad"
+    data.to_anndata().write_h5ad(path)
+    back = read_counts(path)
+    assert isomir_annotations(back).equals(isomir_annotations(data))
+    assert back.counts.identical(data.counts)

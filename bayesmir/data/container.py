@@ -251,14 +251,14 @@ class IsomirData:
 
     def to_anndata(self):
         """AnnData: ``X`` counts (samples x isomiRs), ``obs`` metadata plus ``library_size``,
-        ``var`` with ``miRNA`` and ``sequence``."""
+        ``var`` with ``miRNA``, ``sequence`` and any per-isomiR annotation a reader kept
+        (``canonical``, ``variant``, ``precursor``)."""
         import anndata
 
-        var = pd.DataFrame(
-            {"miRNA": self.counts["miRNA"].to_numpy().astype(str),
-             "sequence": self.counts["sequence"].to_numpy().astype(str)},
-            index=self.counts["isomir"].to_numpy().astype(str),
-        )
+        names = ["miRNA", "sequence"] + [name for name in ("canonical", "variant", "precursor")
+                                          if name in self.counts.coords]
+        var = pd.DataFrame({name: self.counts[name].to_numpy().astype(str) for name in names},
+                           index=self.counts["isomir"].to_numpy().astype(str))
         obs = self.samples.assign(library_size=self.library_size.to_numpy())
         obs.index = obs.index.astype(str)
         return anndata.AnnData(X=self.counts.to_numpy().astype(np.int64), obs=obs, var=var)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from bayesmir.data import tool_formats, validation
-from bayesmir.data.annotations import annotate_isomirs
+from bayesmir.data.annotations import ANNOTATION_COLUMNS, annotate_isomirs
 from bayesmir.data.container import IsomirData
 from bayesmir.errors import InputError, describe_rows
 
@@ -250,6 +250,10 @@ def _read_h5ad(path: Path, samples):
         if isinstance(obs[column].dtype, pd.CategoricalDtype) and obs[column].cat.categories.dtype == object:
             obs[column] = obs[column].astype(object)
     long = _matrix_to_long(matrix.T, var["miRNA"].to_numpy(), var["sequence"].to_numpy(), obs.index, path)
+    annotations = [c for c in ANNOTATION_COLUMNS if c in var.columns]  # as IsomirData.to_anndata writes them
+    if annotations:
+        kept = var[["miRNA", "sequence", *annotations]].astype(str).drop_duplicates(["miRNA", "sequence"])
+        long = long.merge(kept, on=["miRNA", "sequence"], how="left")
     return long, obs, None
 
 
