@@ -29,12 +29,20 @@ import math
 import numpy as np
 import pandas as pd
 
+from bayesmir.errors import InputError
 from bayesmir.fdr import benjamini_hochberg
 
 ALPHA = 0.05  # FDR level of the DE and frequentist calls
 USAGE_LOG_BF = math.log(3.0)  # log Bayes factor above which isomiR usage is called
 DEFAULT_LEVEL = 0.95  # mass of the reported intervals
 DEFAULT_DELTA = math.log(1.5)  # |log fold change| of P(|beta| > delta): a 1.5-fold change
+
+
+def checked_level(level: float) -> float:
+    """``level`` (mass of the reported intervals) as a float; InputError unless in (0, 1)."""
+    if not 0 < level < 1:
+        raise InputError(f"level {level}: the interval mass must be between 0 and 1 (e.g. 0.95)")
+    return float(level)
 
 
 def bayes_qvalues(lfsr) -> np.ndarray:

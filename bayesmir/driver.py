@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bayesmir import runner
-from bayesmir.calls import DEFAULT_DELTA, DEFAULT_LEVEL
+from bayesmir.calls import DEFAULT_DELTA, DEFAULT_LEVEL, checked_level
 from bayesmir.data import IsomirData, read_counts
 from bayesmir.design import Design, build_design
 from bayesmir.errors import InputError
@@ -154,10 +154,8 @@ def fit(
     inference = resolve_method(method, family, priors, **method_options)
     design = build_design(data.samples, formula, coef, reference, random_slope)
     problems = mirna_problems(data, design, normalisation, mirnas)
-    if not 0 < level < 1:
-        raise InputError(f"level {level}: the interval mass must be between 0 and 1 (e.g. 0.95)")
     extra = {"normalisation": normalisation, "reference": reference, "pooling": bool(pooling),
-             "delta": float(delta), "level": float(level),
+             "delta": float(delta), "level": checked_level(level),
              "library_size": data.library_size.astype(float).to_dict(),
              "library_size_source": file_names_only(getattr(data, "library_size_source", None))}
     folder = None

@@ -35,7 +35,6 @@ import pandas as pd
 from bayesmir import calls
 from bayesmir.calls import DEFAULT_DELTA, DEFAULT_LEVEL
 from bayesmir.design import Design
-from bayesmir.errors import InputError
 from bayesmir.inference.base import DIAGNOSTIC_COLUMNS
 from bayesmir.problem import problem_from_idata
 from bayesmir.summaries import coefficient_summary, lfsr, summary_columns
@@ -208,10 +207,7 @@ class FitResult:
 
     def _level(self, level: float | None) -> float:
         """``level`` or the run's (``options["level"]``), else :data:`DEFAULT_LEVEL`."""
-        level = float(self.options.get("level", DEFAULT_LEVEL) if level is None else level)
-        if not 0 < level < 1:
-            raise InputError(f"level {level}: the interval mass must be between 0 and 1 (e.g. 0.95)")
-        return level
+        return calls.checked_level(self.options.get("level", DEFAULT_LEVEL) if level is None else level)
 
     def _default_coefs(self) -> list[str | None]:
         """Non-intercept coefficients of the design (or of any fit); ``[None]`` if unknown."""
