@@ -83,9 +83,9 @@ def usage_calls(log_bayes_factor, converged=None, threshold: float = USAGE_LOG_B
 
 
 def frequentist_calls(qvalue, converged=None, alpha: float = ALPHA) -> np.ndarray:
-    """Frequentist DE or usage call per row: BH-adjusted p-value ``qvalue < alpha`` and converged."""
-    q = np.asarray(qvalue, dtype=float)
-    return (np.nan_to_num(q, nan=1.0) < alpha) & _converged(converged, q.size)
+    """Frequentist DE or usage call per row: BH-adjusted p-value ``qvalue < alpha`` and converged
+    (the rule of :func:`de_calls`, applied to frequentist q-values)."""
+    return de_calls(qvalue, converged, alpha)
 
 
 def count_de(mirna_table: pd.DataFrame, alpha: float = ALPHA) -> int:

@@ -238,12 +238,13 @@ def _reason(row) -> str:
     notes = [note for note, bad in (
         ("Bayesian fit not converged", _is_false(row.converged_bayes)),
         ("frequentist fit not converged", _is_false(row.converged_freq)),
-        ("frequentist fit singular", _is_true(row.singular)),
+        ("frequentist fit singular", is_true(row.singular)),
     ) if bad]
     return "; ".join([text, *notes])
 
 
-def _is_true(value) -> bool:
+def is_true(value) -> bool:
+    """A missing value (NA) counts as False."""
     return not pd.isna(value) and bool(value)
 
 

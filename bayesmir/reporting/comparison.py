@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bayesmir.errors import InputError
-from bayesmir.frequentist.comparison import compare
+from bayesmir.frequentist.comparison import compare, is_true
 
 FREQUENTIST_COLUMNS = ("miRNA", "coef", "estimate", "se", "ci_low", "ci_high", "wald_p", "converged")
 
@@ -56,7 +56,7 @@ def disagreements(merged: pd.DataFrame) -> pd.DataFrame:
                          "bayesian": _call(row.call_bayes), "frequentist": _call(row.call_freq),
                          "detail": f"estimate {row.estimate_bayes:.3g}, qvalue {row.qvalue_bayes:.3g}; "
                                    f"estimate {row.estimate_freq:.3g}, qvalue {row.qvalue_freq:.3g}"})
-        if _is_true(row.slope_disagree):
+        if is_true(row.slope_disagree):
             rows.append({"miRNA": row.miRNA, "question": "isomiR usage",
                          "bayesian": _call(row.slope_call_bayes), "frequentist": _call(row.slope_call_freq),
                          "detail": f"log BF {row.log_bayes_factor:.3g}; LRT p {row.lrt_p:.3g}, "
@@ -64,9 +64,5 @@ def disagreements(merged: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["miRNA", "question", "bayesian", "frequentist", "detail"])
 
 
-def _is_true(value) -> bool:
-    return not pd.isna(value) and bool(value)
-
-
 def _call(value) -> str:
-    return "yes" if _is_true(value) else "no"
+    return "yes" if is_true(value) else "no"

@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy import stats
 
+from bayesmir import calls
 from bayesmir.problem import problem_from_idata
 
 SIGNIFICANT = "#c0392b"
@@ -44,16 +45,16 @@ def agg_backend():
 
 
 def volcano_plot(table: pd.DataFrame, q_threshold: float = 0.05) -> Figure:
-    """Posterior mean log fold change against ``-log10 lfsr`` (red: ``qvalue < q_threshold``)."""
+    """Posterior mean log fold change against ``-log10 lfsr`` (red: the DE call of :mod:`bayesmir.calls`)."""
     figure, axis = plt.subplots(figsize=(5.5, 4.5))
     data = table.dropna(subset=["estimate", "lfsr"])
     floor = _lfsr_floor(data["lfsr"])
     height = -np.log10(np.clip(data["lfsr"].to_numpy(dtype=float), floor, 1.0))
-    hit = (data["qvalue"] < q_threshold).to_numpy()
+    hit = calls.de_calls(data["qvalue"], data["converged"], q_threshold)
     axis.scatter(data["estimate"], height, s=14, c=np.where(hit, SIGNIFICANT, NEUTRAL), alpha=0.8)
     axis.axvline(0, color="black", lw=0.5)
     axis.set(xlabel="posterior mean log fold change (natural log)", ylabel="-log10 lfsr",
-             title=f"volcano ({int(hit.sum())} with q < {q_threshold})")
+             title=f"volcano ({int(hit.sum())} called DE: q < {q_threshold}, converged)")
     return figure
 
 
@@ -62,7 +63,7 @@ def ma_plot(table: pd.DataFrame, mean_log_count: pd.Series, q_threshold: float =
     figure, axis = plt.subplots(figsize=(5.5, 4.5))
     data = table.assign(abundance=mean_log_count.reindex(table["miRNA"]).to_numpy()).dropna(
         subset=["estimate", "abundance"])
-    hit = (data["qvalue"] < q_threshold).to_numpy()
+    hit = calls.de_calls(data["qvalue"], data["converged"], q_threshold)
     axis.scatter(data["abundance"], data["estimate"], s=14, c=np.where(hit, SIGNIFICANT, NEUTRAL), alpha=0.8)
     axis.axhline(0, color="black", lw=0.5)
     axis.set(xlabel="mean log2 counts per million", ylabel="posterior mean log fold change",
