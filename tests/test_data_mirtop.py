@@ -76,3 +76,20 @@ def test_mirtop_annotations_survive_an_h5ad_round_trip(tmp_path):
     back = read_counts(path)
     assert isomir_annotations(back).equals(isomir_annotations(data))
     assert back.counts.identical(data.counts)
+
+
+def test_annotations_follow_the_normalised_sequence():
+    """A read spelled with U or lower case keeps its tool labels after the container writes it as DNA."""
+    import pandas as pd
+
+    from bayesmir.data.annotations import annotate_isomirs
+    from bayesmir.data.container import IsomirData
+
+    long = pd.DataFrame({"miRNA": ["m1"] * 4, "sequence": ["ugagguag", "UGAGGUAG", "TTAGGCA", "TTAGGCA"],
+                         "sample": ["s1", "s2", "s1", "s2"], "count": [3, 4, 5, 6],
+                         "canonical": ["TGAGGTAG"] * 4, "variant": ["ref_miRNA"] * 2 + ["iso_snv"] * 2})
+    samples = pd.DataFrame({"group": ["a", "b"]}, index=pd.Index(["s1", "s2"], name="sample"))
+    data = annotate_isomirs(IsomirData.from_long(long, samples), long)
+    table = isomir_annotations(data).set_index("sequence")
+    assert table.loc["TGAGGTAG", "variant"] == "ref_miRNA" and table.loc["TTAGGCA", "variant"] == "iso_snv"
+    assert (table["canonical"] == "TGAGGTAG").all()

@@ -17,6 +17,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from bayesmir.data.container import normalise_sequences
+
 ANNOTATION_COLUMNS = ("canonical", "variant", "precursor")
 
 
@@ -38,7 +40,9 @@ def annotate_isomirs(data, table: pd.DataFrame):
     columns = [c for c in ANNOTATION_COLUMNS if c in table.columns]
     if not columns:
         return data
-    first = table.drop_duplicates(["miRNA", "sequence"]).set_index(["miRNA", "sequence"])[columns]
+    # keyed as the container keys isomiRs (strip, upper case, U -> T), so no spelling loses its labels
+    keyed = table.assign(sequence=normalise_sequences(table["sequence"].astype(str)))
+    first = keyed.drop_duplicates(["miRNA", "sequence"]).set_index(["miRNA", "sequence"])[columns]
     keys = pd.MultiIndex.from_arrays([data.counts["miRNA"].to_numpy(), data.counts["sequence"].to_numpy()])
     values = first.reindex(keys).fillna("")
     coords = {c: ("isomir", values[c].to_numpy().astype(str)) for c in columns}

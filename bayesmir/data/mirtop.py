@@ -127,7 +127,7 @@ def _record(number: int, text: str, n_samples: int, path: Path) -> dict:
     variant = attributes.get("Variant", "")
     is_reference = fields[2] == REFERENCE_TYPE or variant == "NA"
     return {
-        "line": number, "miRNA": attributes["Name"], "sequence": attributes["Read"].upper(),
+        "line": number, "miRNA": attributes["Name"], "sequence": attributes["Read"],
         "variant": REFERENCE_TYPE if is_reference else variant, "precursor": attributes.get("Parent", fields[0]),
         "filter": attributes.get("Filter", "Pass"), "counts": counts.astype(np.int64),
     }

@@ -75,7 +75,7 @@ def read_mirge3(path: Path, samples=None):
     if not keep.any():
         raise InputError(f"{path}: no row has an 'exact miRNA' or 'isomiR miRNA' annotation")
     isomirs = pd.DataFrame({"miRNA": np.where(exact != "", exact, isomir),
-                            "sequence": table["Sequence"].astype(str).str.upper()})
+                            "sequence": table["Sequence"].astype(str)})
     canonical = dict(zip(isomirs["miRNA"][exact != ""], isomirs["sequence"][exact != ""]))
     isomirs["canonical"] = isomirs["miRNA"].map(canonical).fillna("")
     return _melt(table[keep], isomirs[keep], sample_columns, path), None, None
@@ -98,7 +98,7 @@ def read_srnabench(path: Path, samples=None):
         bad = table.index[(~names.str.contains("|", regex=False)).to_numpy()]
         raise InputError(f"{path}, column {first!r}, rows {describe_rows(bad) or '(all)'}: expected "
                          "'sequence|miRNA' names (sRNAde isomiR matrix)")
-    isomirs = pd.DataFrame({"miRNA": parts[1].str.strip(), "sequence": parts[0].str.strip().str.upper()})
+    isomirs = pd.DataFrame({"miRNA": parts[1].str.strip(), "sequence": parts[0].str.strip()})
     columns = [str(c) for c in table.columns[1:]]
     if not columns:
         raise InputError(f"{path}: no sample count columns after {first!r}")
