@@ -208,8 +208,8 @@ def to_bambi(data: IsomirData, mirna: str, formula: str = "~ group", priors=None
     family : {"nb", "poisson"}
     random_slope : bool
         IsomiR-specific slopes on every non-intercept fixed term.
-    normalisation : {"total", "median_ratio"}
-        Library offset, as in :func:`bayesmir.fit`.
+    normalisation : {"robust", "total", "median_ratio"}
+        Library offset, as in :func:`bayesmir.fit` (the same offsets: built with the design).
     reference : dict, optional
         Reference level per categorical variable, as in :func:`bayesmir.fit` (default:
         the first level in sorted order, as bayesmir and bambi both do).
@@ -220,16 +220,17 @@ def to_bambi(data: IsomirData, mirna: str, formula: str = "~ group", priors=None
     """
     import bambi as bmb
 
+    from bayesmir.design import _categorical_frame, _formula_variables, build_design
     from bayesmir.priors import Priors
     from bayesmir.problem import library_offset
 
     priors = priors or Priors()
-    from bayesmir.design import _categorical_frame, _formula_variables
 
     variables = _formula_variables(formula, data.samples, data.source)
     factors = _categorical_frame(data.samples, variables, reference, data.source)  # bayesmir's levels
     table = data.for_mirna(mirna).drop(columns=variables).join(factors, on="sample")
-    offset = library_offset(data.library_size, data.mirna_counts(), normalisation)
+    design = build_design(data.samples, formula, reference=reference, random_slope=random_slope)
+    offset = library_offset(data.library_size, data.mirna_counts(), normalisation, design)  # as fit's
     table["log_library"] = table["sample"].map(offset).to_numpy(dtype=float)
     fixed = formula.split("~", 1)[-1].strip() or "1"
     terms = [t.strip() for t in fixed.split("+") if t.strip() not in ("", "1")]

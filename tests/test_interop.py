@@ -90,3 +90,19 @@ def test_bambi_posterior_for_beta_agrees_with_nuts(data):
     theirs = idata.posterior["group"].values.ravel()
     # same model and priors (but uncorrelated isomiR effects in bambi): means within 0.2 posterior SD
     assert abs(ours_draws.mean() - theirs.mean()) < 0.2 * ours_draws.std()
+
+
+def test_bambi_model_uses_the_fits_offsets():
+    """to_bambi's offset column is the offset bayesmir.fit gives the miRNA (default normalisation,
+    which depends on the design: on these one-sided data an intercept-only offset is 0.17 away)."""
+    from bayesmir.design import build_design
+    from bayesmir.problem import mirna_problems
+
+    data = bm.simulate(n_mirnas=20, n_samples=8, n_isomirs=(2, 3), seed=3, de_direction="up").to_data()
+    mirna = data.mirnas[0]
+    model = to_bambi(data, mirna)
+    (problem,) = mirna_problems(data, build_design(data.samples, "~ group"), mirnas=[mirna])
+    expected = dict(zip(problem.samples, problem.offset))
+    table = model.data
+    np.testing.assert_allclose(table["log_library"].to_numpy(float),
+                               table["sample"].map(expected).to_numpy(float), rtol=1e-12)
