@@ -1,7 +1,8 @@
-"""Interoperability: in-memory inputs (pandas, AnnData), results into AnnData, the model in bambi.
+"""Interoperability: results into AnnData, the model in bambi.
 
-- :func:`read_in_memory`: ``read_counts(DataFrame)`` (long or wide) and ``read_counts(AnnData)``
-  (samples x isomiRs, ``var`` columns ``miRNA`` and ``sequence``) with the file readers' checks.
+(In-memory inputs, a pandas DataFrame or an AnnData, are read by :func:`bayesmir.read_counts`
+like the files that hold them.)
+
 - :func:`fit_to_anndata`: a run's isomiR-level effects (and isomiR types) in ``var``, the
   miRNA table and run options in ``uns``, so a scanpy user keeps working.
 - :func:`to_bambi`: one miRNA's model as a ``bambi.Model``.
@@ -14,96 +15,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from bayesmir.data import validation
-from bayesmir.data.annotations import ANNOTATION_COLUMNS, annotate_isomirs
 from bayesmir.data.container import IsomirData
-from bayesmir.errors import InputError
 from bayesmir.problem import DEFAULT_NORMALISATION
-
-
-def read_in_memory(obj, samples=None, library_size=None, multimapping: str = "keep") -> IsomirData:
-    """An :class:`IsomirData` from a pandas DataFrame (long or wide) or an AnnData.
-
-    Parameters
-    ----------
-    obj : pandas.DataFrame or anndata.AnnData
-        Long table (``miRNA, sequence, sample, count``), wide table (``miRNA``,
-        ``sequence`` and one count column per sample), or AnnData with samples as
-        ``obs`` (metadata, optional ``library_size``) and isomiRs as ``var`` (columns
-        ``miRNA``, ``sequence`` and optionally ``canonical``, ``variant``, ``precursor``).
-    samples, library_size, multimapping
-        As in :func:`bayesmir.read_counts`; ``samples`` overrides AnnData's ``obs``.
-
-    Returns
-    -------
-    IsomirData
-
-    Raises
-    ------
-    InputError
-        Unsupported object or any validation problem of the file readers.
-    """
-    from bayesmir.data.readers import read_samples
-
-    meta, meta_source = (None, "") if samples is None else read_samples(samples)
-    if isinstance(obj, pd.DataFrame):
-        long, stored, source = _long_from_frame(obj, meta), None, "<DataFrame>"
-    elif type(obj).__name__ == "AnnData":
-        long, stored = _long_from_anndata(obj)
-        source = "<AnnData>"
-    else:
-        raise InputError(f"expected a file path, a pandas DataFrame or an AnnData, got {type(obj).__name__}")
-    if stored is not None and "library_size" in stored.columns:
-        stored_library_size = stored.pop("library_size")
-        library_size = stored_library_size if library_size is None else library_size
-    if meta is None and stored is not None:
-        meta, meta_source = stored, f"{source} (obs)"
-    data = IsomirData.from_long(long, meta, library_size=library_size, source=source,
-                                samples_source=meta_source or "samples", multimapping=multimapping,
-                                line_offset=None)
-    return annotate_isomirs(data, long)
-
-
-def _long_from_frame(frame: pd.DataFrame, meta) -> pd.DataFrame:
-    """A long table as given, or a wide one melted (zeros left out)."""
-    columns = set(map(str, frame.columns))
-    if {"sample", "count"} & columns:
-        return frame
-    validation.require_columns(frame, ("miRNA", "sequence"), "<DataFrame>")
-    sample_columns = [c for c in frame.columns if c not in ("miRNA", "sequence", *ANNOTATION_COLUMNS)]
-    if not sample_columns:
-        raise InputError("<DataFrame>: a wide table needs one count column per sample besides miRNA and sequence")
-    if meta is not None:
-        validation.check_sample_sets([str(c) for c in sample_columns], meta.index, "<DataFrame>", "samples")
-    counts = np.column_stack([validation.check_count_column(frame, c, "<DataFrame>", None) for c in sample_columns])
-    rows, cols = np.nonzero(counts)
-    keep = ["miRNA", "sequence", *[c for c in ANNOTATION_COLUMNS if c in columns]]
-    long = frame.iloc[rows][keep].copy()
-    long.insert(2, "sample", np.asarray([str(c) for c in sample_columns], dtype=object)[cols])
-    long.insert(3, "count", counts[rows, cols])
-    return long
-
-
-def _long_from_anndata(adata):
-    """Long table (with any annotation columns of ``var``) and ``obs`` as sample metadata."""
-    var = adata.var.copy()
-    if "sequence" not in var.columns and "uniqueSequence" in var.columns:
-        var = var.rename(columns={"uniqueSequence": "sequence"})
-    validation.require_columns(var, ("miRNA", "sequence"), "<AnnData> (var)")
-    matrix = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
-    if not np.isfinite(matrix.astype(float)).all():
-        raise InputError("<AnnData>, X: NaN or infinite counts")
-    obs = adata.obs.copy()
-    obs.index = pd.Index(obs.index.astype(str), name="sample")
-    for column in obs.columns:  # AnnData stores text columns as categoricals
-        if isinstance(obs[column].dtype, pd.CategoricalDtype) and obs[column].cat.categories.dtype == object:
-            obs[column] = obs[column].astype(object)
-    sample_idx, isomir_idx = np.nonzero(matrix)
-    keep = ["miRNA", "sequence", *[c for c in ANNOTATION_COLUMNS if c in var.columns]]
-    long = var.iloc[isomir_idx][keep].astype(str).reset_index(drop=True)
-    long.insert(2, "sample", obs.index.to_numpy()[sample_idx])
-    long.insert(3, "count", matrix[sample_idx, isomir_idx])
-    return long, obs
 
 
 # ---------------------------------------------------------------------- results into AnnData

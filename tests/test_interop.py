@@ -106,3 +106,13 @@ def test_bambi_model_uses_the_fits_offsets():
     table = model.data
     np.testing.assert_allclose(table["log_library"].to_numpy(float),
                                table["sample"].map(expected).to_numpy(float), rtol=1e-12)
+
+
+def test_anndata_in_memory_follows_the_h5ad_library_size_rule(data, tmp_path):
+    """In memory or on disk, an AnnData's obs column library_size gives the totals, named as the source."""
+    adata = data.to_anndata()
+    adata.write_h5ad(tmp_path / "d.h5ad")
+    in_memory, on_disk = bm.read_counts(adata), bm.read_counts(tmp_path / "d.h5ad")
+    assert in_memory.library_size.equals(data.library_size) and on_disk.library_size.equals(data.library_size)
+    assert "column 'library_size'" in in_memory.library_size_source
+    assert "column 'library_size'" in on_disk.library_size_source

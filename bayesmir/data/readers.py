@@ -48,9 +48,10 @@ def read_counts(
 
     Parameters
     ----------
-    path : str or pathlib.Path
+    path : str, pathlib.Path, pandas.DataFrame or anndata.AnnData
         Counts file; the format is detected from the suffix and, for text files, the
-        header (see the module docstring).
+        header (see the module docstring). An in-memory long or wide DataFrame or an AnnData
+        is read as the file that holds it, with the same checks and rules.
     samples : str, pathlib.Path or pandas.DataFrame, optional
         Sample metadata (see :func:`read_samples`). Default: the metadata stored in
         the file (``.h5ad``, ``.rda``) or none.
@@ -80,18 +81,17 @@ def read_counts(
     --------
     >>> data = read_counts("counts_long.csv", samples="samples.csv")  # doctest: +SKIP
     """
-    if not isinstance(path, (str, Path)):  # a pandas DataFrame or an AnnData
-        from bayesmir.interop import read_in_memory
-
-        return read_in_memory(path, samples, library_size, multimapping)
-    path = _existing_file(path)
     meta, meta_source = (None, "") if samples is None else read_samples(samples)
-    kind = format or detect_format(path)
-    readers = {"long": _read_long, "wide": _read_wide, "h5ad": _read_h5ad, "rda": _read_rda,
-               **tool_formats.READERS}
-    if kind not in readers:
-        raise InputError(f"{path}: unknown format {kind!r}; use one of {sorted(readers)}")
-    long, stored_meta, line_offset = readers[kind](path, meta)
+    if isinstance(path, (str, Path)):
+        path = _existing_file(path)
+        kind = format or detect_format(path)
+        readers = {"long": _read_long, "wide": _read_wide, "h5ad": _read_h5ad, "rda": _read_rda,
+                   **tool_formats.READERS}
+        if kind not in readers:
+            raise InputError(f"{path}: unknown format {kind!r}; use one of {sorted(readers)}")
+        long, stored_meta, line_offset = readers[kind](path, meta)
+    else:  # a pandas DataFrame or an AnnData, read as the files that hold them
+        path, (long, stored_meta, line_offset) = _in_memory_source(path), _read_in_memory(path, meta)
     if meta is None and stored_meta is not None:
         meta, meta_source = stored_meta, f"{path} (sample metadata)"
     if isinstance(library_size, (str, Path)) and _is_library_size_file(library_size, meta):
@@ -208,28 +208,33 @@ def _read_wide(path: Path, samples):
     """Wide table melted to long (zeros left out); line numbers refer to the wide file."""
     table = _read_text(path)
     validation.check_not_empty(table, str(path))
-    sample_columns = [c for c in table.columns if c not in ("miRNA", "sequence")]
+    return wide_to_long(table, samples, str(path), 2), None, None
+
+
+def wide_to_long(table: pd.DataFrame, samples, source: str, line_offset: int | None) -> pd.DataFrame:
+    """A wide table (``miRNA``, ``sequence``, per-isomiR annotations, one count column per sample)
+    melted to long, zeros left out, with the checks of every reader."""
+    fixed = ("miRNA", "sequence", *ANNOTATION_COLUMNS)
+    validation.require_columns(table, ("miRNA", "sequence"), source)
+    sample_columns = [c for c in table.columns if c not in fixed]
     if samples is not None:
-        validation.check_sample_sets(sample_columns, samples.index, str(path), "samples")
+        validation.check_sample_sets([str(c) for c in sample_columns], samples.index, source, "samples")
     if not sample_columns:
-        raise InputError(f"{path}: a wide table needs one count column per sample besides miRNA and sequence")
+        raise InputError(f"{source}: a wide table needs one count column per sample besides miRNA and sequence")
     for column in ("miRNA", "sequence"):
-        validation.check_text_column(table, column, str(path), 2)
-    counts = np.column_stack([validation.check_count_column(table, c, str(path), 2) for c in sample_columns])
+        validation.check_text_column(table, column, source, line_offset)
+    counts = np.column_stack([validation.check_count_column(table, c, source, line_offset)
+                              for c in sample_columns])
     duplicated = table.duplicated(["miRNA", "sequence"], keep=False).to_numpy()
     if duplicated.any():
-        rows = np.flatnonzero(duplicated) + 2
-        raise InputError(f"{path}, columns miRNA/sequence, rows {describe_rows(rows)}: repeated isomiR rows")
+        rows = describe_rows(validation.row_labels(table, duplicated, line_offset))
+        raise InputError(f"{source}, columns miRNA/sequence, rows {rows}: repeated isomiR rows")
     rows, cols = np.nonzero(counts)
-    long = pd.DataFrame(
-        {
-            "miRNA": table["miRNA"].to_numpy()[rows],
-            "sequence": table["sequence"].to_numpy()[rows],
-            "sample": np.asarray(sample_columns, dtype=object)[cols],
-            "count": counts[rows, cols],
-        }
-    )
-    return long, None, None
+    keep = [c for c in fixed if c in table.columns]
+    long = table.iloc[rows][keep].reset_index(drop=True)
+    long.insert(2, "sample", np.asarray([str(c) for c in sample_columns], dtype=object)[cols])
+    long.insert(3, "count", counts[rows, cols])
+    return long
 
 
 def _read_h5ad(path: Path, samples):
@@ -239,22 +244,44 @@ def _read_h5ad(path: Path, samples):
         adata = anndata.read_h5ad(path)
     except Exception as error:  # noqa: BLE001 - any reader failure is an input problem
         raise InputError(f"{path}: cannot read as AnnData .h5ad ({type(error).__name__}: {error})") from None
+    return (*anndata_to_long(adata, str(path)), None)
+
+
+def anndata_to_long(adata, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Long table (non-zero counts, with any per-isomiR annotation of ``var``, as
+    :meth:`IsomirData.to_anndata` writes them) and ``obs`` as sample metadata."""
     var = adata.var.copy()
     if "sequence" not in var.columns and "uniqueSequence" in var.columns:
         var = var.rename(columns={"uniqueSequence": "sequence"})
-    validation.require_columns(var, ("miRNA", "sequence"), f"{path} (var)")
+    validation.require_columns(var, ("miRNA", "sequence"), f"{source} (var)")
     matrix = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
     obs = adata.obs.copy()
     obs.index = pd.Index(obs.index.astype(str), name="sample")
     for column in obs.columns:  # AnnData stores text columns as categoricals
         if isinstance(obs[column].dtype, pd.CategoricalDtype) and obs[column].cat.categories.dtype == object:
             obs[column] = obs[column].astype(object)
-    long = _matrix_to_long(matrix.T, var["miRNA"].to_numpy(), var["sequence"].to_numpy(), obs.index, path)
-    annotations = [c for c in ANNOTATION_COLUMNS if c in var.columns]  # as IsomirData.to_anndata writes them
+    long = _matrix_to_long(matrix.T, var["miRNA"].to_numpy(), var["sequence"].to_numpy(), obs.index, source)
+    annotations = [c for c in ANNOTATION_COLUMNS if c in var.columns]
     if annotations:
         kept = var[["miRNA", "sequence", *annotations]].astype(str).drop_duplicates(["miRNA", "sequence"])
         long = long.merge(kept, on=["miRNA", "sequence"], how="left")
-    return long, obs, None
+    return long, obs
+
+
+def _in_memory_source(obj) -> str:
+    """How messages name an in-memory input."""
+    return "<AnnData>" if type(obj).__name__ == "AnnData" else "<DataFrame>"
+
+
+def _read_in_memory(obj, samples):
+    """The reader of a pandas DataFrame (long or wide) or an AnnData: ``(long, metadata, None)``."""
+    if isinstance(obj, pd.DataFrame):
+        if {"sample", "count"} & set(map(str, obj.columns)):
+            return obj, None, None
+        return wide_to_long(obj, samples, "<DataFrame>", None), None, None
+    if type(obj).__name__ == "AnnData":
+        return (*anndata_to_long(obj, "<AnnData>"), None)
+    raise InputError(f"expected a file path, a pandas DataFrame or an AnnData, got {type(obj).__name__}")
 
 
 def _read_rda(path: Path, samples):
@@ -340,7 +367,7 @@ def _first_bad_line(path: Path) -> int:
     return 0
 
 
-def _matrix_to_long(matrix, mirnas, sequences, samples, path: Path) -> pd.DataFrame:
+def _matrix_to_long(matrix, mirnas, sequences, samples, path: Path | str) -> pd.DataFrame:
     """(isomiR x sample) matrix to a long table of non-zero counts, checking the values."""
     matrix = np.asarray(matrix)
     if matrix.shape != (len(mirnas), len(samples)):
