@@ -68,16 +68,25 @@ def posterior_median(idata, name: str) -> float:
     seed), else from the draws.
     """
     posterior = idata.posterior
-    q = posterior["sd_isomir"].sizes.get("re_term", 1)
-    column = {"sd_isomir": 0, "sd_sample": q + q * (q - 1) // 2, "theta": q + q * (q - 1) // 2 + 1}[name]
     if MIXTURE_GROUP in idata.groups():
         weights = np.asarray(idata[MIXTURE_GROUP]["weight"], dtype=float)
-        values = np.asarray(idata[MIXTURE_GROUP]["psi"], dtype=float)[:, column]
+        log_sd, _, log_sd_sample, log_theta = _split_design_psi(idata)
+        values = {"sd_isomir": log_sd[0], "sd_sample": log_sd_sample, "theta": log_theta}[name]
         order = np.argsort(values, kind="stable")
         cumulative = np.cumsum(weights[order]) / weights.sum()
         return float(np.exp(values[order][np.searchsorted(cumulative, 0.5)]))
     draws = posterior[name].isel(re_term=0) if name == "sd_isomir" else posterior[name]
     return float(draws.median())
+
+
+def _split_design_psi(idata):
+    """The mixture design's ``psi`` split as :func:`bayesmir.inference.hyper.split_psi` lays it out:
+    ``(log sd_isomir (q, K), z, log sd_sample (K,), log theta (K,) or None)``."""
+    from bayesmir.inference.hyper import split_psi
+
+    q = idata.posterior["sd_isomir"].sizes.get("re_term", 1)
+    family = "nb" if "theta" in idata.posterior.data_vars else "poisson"
+    return split_psi(np.asarray(idata[MIXTURE_GROUP]["psi"], dtype=float).T, q, family)
 
 
 def log_normal_centre_and_scale(values) -> tuple[float, float]:
@@ -102,9 +111,8 @@ def slope_sd_points(idata) -> tuple[np.ndarray, np.ndarray] | None:
     if q < 2:
         return None
     if MIXTURE_GROUP in idata.groups():
-        mixture = idata[MIXTURE_GROUP]
-        weights = np.asarray(mixture["weight"], dtype=float)
-        sds = np.exp(np.asarray(mixture["psi"], dtype=float)[:, 1:q])
+        weights = np.asarray(idata[MIXTURE_GROUP]["weight"], dtype=float)
+        sds = np.exp(_split_design_psi(idata)[0][1:].T)
     else:
         sds = np.asarray(idata.posterior["sd_isomir"], dtype=float).reshape(-1, q)[:, 1:]
         weights = np.full(len(sds), 1.0 / len(sds))
