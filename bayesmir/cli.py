@@ -53,6 +53,7 @@ from bayesmir.cli_results import (
     write_inputs,
 )
 from bayesmir.errors import InputError
+from bayesmir.log_base import DEFAULT_LOG_BASE
 
 app = typer.Typer(
     name="bayesmir", no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
@@ -151,6 +152,9 @@ def fit(
     delta: Annotated[float, typer.Option(
         help="Threshold of P(|logFC| > delta) in mirna_table (natural log; default log 1.5).")] = DEFAULT_DELTA,
     level: Annotated[float, typer.Option(help="Mass of the reported intervals.")] = DEFAULT_LEVEL,
+    log_base: Annotated[str, typer.Option(
+        help="Base of the log fold changes in the tables: e (natural log), 2 (log2: columns log2fc, "
+             "log2fc_ci_low, ...) or 10. --delta stays a natural-log threshold.")] = DEFAULT_LOG_BASE,
     pooling: Annotated[bool, typer.Option("--pooling/--no-pooling",
                                           help="Cross-miRNA empirical-Bayes priors (laplace only).")] = False,
     jobs: Annotated[int, typer.Option("--jobs", help="Worker processes for methods that allow them "
@@ -205,7 +209,7 @@ def fit(
             filtered, formula=formula, coef=coef, family=family.value, random_slope=random_slope,
             method=method.value, reference=parse_reference(reference), normalisation=normalisation.value,
             pooling=pooling, seed=seed, n_jobs=jobs, scheduler=scheduler, progress=not quiet, mirnas=chosen,
-            delta=delta, level=level, out=out, overwrite=overwrite, resume=resume, retry_failed=retry_failed,
+            delta=delta, level=level, log_base=log_base, out=out, overwrite=overwrite, resume=resume, retry_failed=retry_failed,
             **options,
         )
     except KeyboardInterrupt:

@@ -45,9 +45,13 @@ def print_top(table, rows: int = 10) -> None:
     """Rich table of the miRNAs with the smallest lfsr."""
     from rich.table import Table
 
+    from bayesmir.log_base import natural_names, renamed_column, scale_label
+
     top = table.sort_values("lfsr", na_position="last", kind="stable").head(rows)
-    view = Table(title=f"top {len(top)} miRNAs by lfsr (log fold changes: natural log)")
-    columns = ["miRNA", "coef", "estimate", "ci_low", "ci_high", "lfsr", "qvalue", "flag"]
+    base = natural_names(table)[1]
+    view = Table(title=f"top {len(top)} miRNAs by lfsr (log fold changes: {scale_label(base)})")
+    columns = ["miRNA", "coef", *(renamed_column(c, base)[0] for c in ("estimate", "ci_low", "ci_high")),
+               "lfsr", "qvalue", "flag"]
     for column in columns:
         view.add_column(column, justify="left" if column in ("miRNA", "coef", "flag") else "right")
     for _, row in top.iterrows():

@@ -27,6 +27,7 @@ from bayesmir.data import IsomirData, read_counts
 from bayesmir.design import Design, build_design
 from bayesmir.errors import InputError
 from bayesmir.inference import Inference, diagnostics_row, get_method
+from bayesmir.log_base import DEFAULT_LOG_BASE, checked_log_base
 from bayesmir.pooling import pooled_priors
 from bayesmir.priors import Priors
 from bayesmir.problem import DEFAULT_NORMALISATION, MirnaProblem, mirna_problems, reduced_problem
@@ -60,6 +61,7 @@ def fit(
     pooling: bool = False,
     delta: float = DEFAULT_DELTA,
     level: float = DEFAULT_LEVEL,
+    log_base: str = DEFAULT_LOG_BASE,
     out: str | Path | None = None,
     overwrite: bool = False,
     resume: bool = False,
@@ -125,6 +127,10 @@ def fit(
         1.5-fold change); stored in ``options`` and used by :meth:`FitResult.mirna_table`.
     level : float
         Mass of the reported intervals (default 0.95); stored like ``delta``.
+    log_base : {"e", "2", "10"}
+        Base of the log fold changes in the tables (default ``"e"``, natural log; ``"2"``:
+        log2 fold changes, columns renamed ``log2fc``, ...: :mod:`bayesmir.log_base`); stored
+        like ``delta``.
     out : path, optional
         Run folder to stream the fits to (crash-safe, see :mod:`bayesmir.run_folder`); the
         result is then read back from it. Default: keep everything in memory.
@@ -156,6 +162,7 @@ def fit(
     problems = mirna_problems(data, design, normalisation, mirnas)
     extra = {"normalisation": normalisation, "reference": reference, "pooling": bool(pooling),
              "delta": float(delta), "level": checked_level(level),
+             "log_base": checked_log_base(log_base),
              "library_size": data.library_size.astype(float).to_dict(),
              "library_size_source": file_names_only(getattr(data, "library_size_source", None))}
     folder = None

@@ -36,6 +36,7 @@ from bayesmir import calls
 from bayesmir.calls import DEFAULT_DELTA, DEFAULT_LEVEL
 from bayesmir.design import Design
 from bayesmir.inference.base import DIAGNOSTIC_COLUMNS
+from bayesmir.log_base import DEFAULT_LOG_BASE, checked_log_base, in_log_base
 from bayesmir.problem import problem_from_idata
 from bayesmir.summaries import coefficient_summary, lfsr, summary_columns
 
@@ -101,7 +102,7 @@ class FitResult:
 
     # ------------------------------------------------------------------ tables
     def mirna_table(self, delta: float | None = None, coefs: list[str] | None = None,
-                    level: float | None = None) -> pd.DataFrame:
+                    level: float | None = None, log_base: str | None = None) -> pd.DataFrame:
         """Per miRNA and coefficient: posterior summaries, lfsr, P(|beta| > delta), qvalue, svalue.
 
         Exact from the mixture over the hyperparameter design for the nested Laplace method,
@@ -118,6 +119,10 @@ class FitResult:
         level : float, optional
             Mass of the equal-tailed (``ci_*``) and highest-density (``hdi_*``) intervals;
             default the run's ``level`` (``fit(level=...)``, 0.95 unless set).
+        log_base : {"e", "2", "10"}, optional
+            Base of the log fold changes; default the run's ``log_base`` (``"e"`` unless set).
+            Other than ``"e"``, the fold-change columns are renamed (``log2fc``, ...;
+            :mod:`bayesmir.log_base`).
 
         Returns
         -------
@@ -135,9 +140,9 @@ class FitResult:
         by_coef = table.groupby("coef", dropna=False)["lfsr"]
         table["qvalue"] = by_coef.transform(calls.bayes_qvalues)
         table["svalue"] = by_coef.transform(calls.svalues)
-        return self._with_flags(table)
+        return in_log_base(self._with_flags(table), self._log_base(log_base), delta)
 
-    def isomir_table(self, level: float | None = None) -> pd.DataFrame:
+    def isomir_table(self, level: float | None = None, log_base: str | None = None) -> pd.DataFrame:
         """Per isomiR: own log fold change, deviation from the miRNA's, baseline share.
 
         Returns
@@ -147,8 +152,8 @@ class FitResult:
             logfc_lfsr, deviation_estimate, deviation_sd, deviation_ci_low, deviation_ci_high,
             deviation_lfsr, baseline_share_estimate, baseline_share_ci_low,
             baseline_share_ci_high``, then ``converged`` and ``flag``. From draws (their
-            Monte Carlo error is that of ``draws``, and varies with the seed). ``level``: as in
-            :meth:`mirna_table`.
+            Monte Carlo error is that of ``draws``, and varies with the seed). ``level``,
+            ``log_base``: as in :meth:`mirna_table`.
         """
         tail = (1 - self._level(level)) / 2
         rows = []
@@ -158,9 +163,10 @@ class FitResult:
                 rows.append({"miRNA": mirna})
                 continue
             rows.extend(_isomir_rows(mirna, idata.posterior, self._coef_names(idata), tail))
-        return self._with_flags(pd.DataFrame(rows), extra=False)
+        return in_log_base(self._with_flags(pd.DataFrame(rows), extra=False), self._log_base(log_base))
 
-    def slope_table(self, delta: float = 0.1, level: float | None = None) -> pd.DataFrame:
+    def slope_table(self, delta: float = 0.1, level: float | None = None,
+                    log_base: str | None = None) -> pd.DataFrame:
         """Evidence for isomiR-specific slopes per miRNA (see the module docstring).
 
         Parameters
@@ -169,6 +175,8 @@ class FitResult:
             Threshold of ``P(sd_slope > delta)``, column ``p_sd_slope_gt_<delta>`` (3 decimals).
         level : float, optional
             Mass of the equal-tailed interval of ``sd_slope``; default the run's ``level``.
+        log_base : {"e", "2", "10"}, optional
+            As in :meth:`mirna_table` (``sd_slope`` is on the log fold-change scale).
 
         Returns
         -------
@@ -199,7 +207,8 @@ class FitResult:
         columns = ["miRNA", "term", "sd_slope_median", "sd_slope_ci_low", "sd_slope_ci_high", p_sd,
                    "elpd_diff", "elpd_diff_se", "log_bayes_factor", "log_bayes_factor_se"]
         table = pd.DataFrame(rows).reindex(columns=columns)
-        return self._with_flags(table, extra=False, both_models=True)
+        table = self._with_flags(table, extra=False, both_models=True)
+        return in_log_base(table, self._log_base(log_base), delta)
 
     def _delta(self, delta: float | None) -> float:
         """``delta`` or the run's (``options["delta"]``), else :data:`DEFAULT_DELTA`."""
@@ -208,6 +217,10 @@ class FitResult:
     def _level(self, level: float | None) -> float:
         """``level`` or the run's (``options["level"]``), else :data:`DEFAULT_LEVEL`."""
         return calls.checked_level(self.options.get("level", DEFAULT_LEVEL) if level is None else level)
+
+    def _log_base(self, log_base: str | None) -> str:
+        """``log_base`` or the run's (``options["log_base"]``), else natural log."""
+        return checked_log_base(self.options.get("log_base", DEFAULT_LOG_BASE) if log_base is None else log_base)
 
     def _default_coefs(self) -> list[str | None]:
         """Non-intercept coefficients of the design (or of any fit); ``[None]`` if unknown."""

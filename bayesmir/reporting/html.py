@@ -74,7 +74,7 @@ def report(fit, path: str | Path, frequentist: pd.DataFrame | None = None, top: 
 def report_context(fit, frequentist: pd.DataFrame | None, top: int) -> dict:
     """Everything the template shows (figures already encoded)."""
     table = coefficient_table(fit)
-    isomirs = fit.isomir_table()
+    isomirs = fit.isomir_table(log_base="e")  # the report is in natural log whatever the run's log_base
     return {
         "title": f"bayesmir report: {fit.options.get('method', '?')} fit of {len(fit.diagnostics)} miRNAs",
         "created": datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -102,7 +102,7 @@ def _template() -> jinja2.Template:
 
 def coefficient_table(fit) -> pd.DataFrame:
     """:meth:`FitResult.mirna_table` for the coefficient of interest only."""
-    table = fit.mirna_table()
+    table = fit.mirna_table(log_base="e")
     coef = fit.options.get("coef") or (fit.design.coef if fit.design is not None else None)
     if coef is not None and (table["coef"] == coef).any():
         table = table[table["coef"].isin([coef]) | table["coef"].isna()]

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from bayesmir import calls
+from bayesmir.log_base import natural_names, scale_label
 from bayesmir.problem import problem_from_idata
 
 SIGNIFICANT = "#c0392b"
@@ -45,28 +46,33 @@ def agg_backend():
 
 
 def volcano_plot(table: pd.DataFrame, q_threshold: float = 0.05) -> Figure:
-    """Posterior mean log fold change against ``-log10 lfsr`` (red: the DE call of :mod:`bayesmir.calls`)."""
+    """Posterior mean log fold change against ``-log10 lfsr`` (red: the DE call of :mod:`bayesmir.calls`).
+
+    ``table``: a ``mirna_table`` in any ``log_base`` (the axis names the base).
+    """
     figure, axis = plt.subplots(figsize=(5.5, 4.5))
+    table, base = natural_names(table)
     data = table.dropna(subset=["estimate", "lfsr"])
     floor = _lfsr_floor(data["lfsr"])
     height = -np.log10(np.clip(data["lfsr"].to_numpy(dtype=float), floor, 1.0))
     hit = calls.de_calls(data["qvalue"], data["converged"], q_threshold)
     axis.scatter(data["estimate"], height, s=14, c=np.where(hit, SIGNIFICANT, NEUTRAL), alpha=0.8)
     axis.axvline(0, color="black", lw=0.5)
-    axis.set(xlabel="posterior mean log fold change (natural log)", ylabel="-log10 lfsr",
+    axis.set(xlabel=f"posterior mean log fold change ({scale_label(base)})", ylabel="-log10 lfsr",
              title=f"volcano ({int(hit.sum())} called DE: q < {q_threshold}, converged)")
     return figure
 
 
 def ma_plot(table: pd.DataFrame, mean_log_count: pd.Series, q_threshold: float = 0.05) -> Figure:
-    """Mean log2 counts per million against the posterior mean log fold change."""
+    """Mean log2 counts per million against the posterior mean log fold change (``table`` in any base)."""
     figure, axis = plt.subplots(figsize=(5.5, 4.5))
+    table, base = natural_names(table)
     data = table.assign(abundance=mean_log_count.reindex(table["miRNA"]).to_numpy()).dropna(
         subset=["estimate", "abundance"])
     hit = calls.de_calls(data["qvalue"], data["converged"], q_threshold)
     axis.scatter(data["abundance"], data["estimate"], s=14, c=np.where(hit, SIGNIFICANT, NEUTRAL), alpha=0.8)
     axis.axhline(0, color="black", lw=0.5)
-    axis.set(xlabel="mean log2 counts per million", ylabel="posterior mean log fold change",
+    axis.set(xlabel="mean log2 counts per million", ylabel=f"posterior mean log fold change ({scale_label(base)})",
              title="MA plot")
     return figure
 
@@ -101,7 +107,9 @@ def _n_panels(idata: az.InferenceData, names: list[str]) -> int:
 
 
 def isomir_forest_plot(isomirs: pd.DataFrame, mirna_row: pd.Series) -> Figure:
-    """IsomiR-specific log fold changes with 95% intervals, the miRNA's as a band."""
+    """IsomiR-specific log fold changes with 95% intervals, the miRNA's as a band (one base for both)."""
+    isomirs, base = natural_names(isomirs)
+    mirna_row = natural_names(mirna_row.to_frame().T)[0].iloc[0]
     rows = isomirs.sort_values("logfc_estimate")
     figure, axis = plt.subplots(figsize=(6, 0.9 + 0.28 * len(rows)))
     position = np.arange(len(rows))
@@ -113,7 +121,7 @@ def isomir_forest_plot(isomirs: pd.DataFrame, mirna_row: pd.Series) -> Figure:
                   fmt="o", ms=4, color="black", lw=1, label="isomiR mean, 95% interval")
     axis.axvline(0, color="grey", lw=0.5, ls="--")
     axis.set_yticks(position, [_short(s) for s in rows["sequence"]], fontsize=7, family="monospace")
-    axis.set(xlabel="log fold change (natural log)", title="isomiR-specific log fold changes")
+    axis.set(xlabel=f"log fold change ({scale_label(base)})", title="isomiR-specific log fold changes")
     axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18 - 1.0 / (3 + len(rows))),
                 ncol=3, frameon=False)
     return figure
