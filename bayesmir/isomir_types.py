@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayesmir.data.sequences import normalise_sequence
 from bayesmir.errors import InputError
 
 MAX_ADDITION = 3
@@ -59,10 +60,6 @@ class IsomirType:
         return found or [REFERENCE_LABEL]
 
 
-def _clean(sequence: str) -> str:
-    return str(sequence).strip().upper().replace("U", "T")
-
-
 def classify_isomir(sequence: str, canonical: str, precursor: str | None = None) -> IsomirType:
     """Type an isomiR against its miRNA's canonical mature sequence.
 
@@ -84,10 +81,10 @@ def classify_isomir(sequence: str, canonical: str, precursor: str | None = None)
     InputError
         ``canonical`` not found in ``precursor``, or an empty sequence.
     """
-    read, mature = _clean(sequence), _clean(canonical)
+    read, mature = normalise_sequence(sequence), normalise_sequence(canonical)
     if not read or not mature:
         raise InputError("classify_isomir needs non-empty sequence and canonical")
-    template, anchor = (mature, 0) if precursor is None else (_clean(precursor), _clean(precursor).find(mature))
+    template, anchor = (mature, 0) if precursor is None else (normalise_sequence(precursor), normalise_sequence(precursor).find(mature))
     if anchor < 0:
         raise InputError(f"canonical {canonical!r} is not in the precursor {precursor!r}")
     start = _best_start(read, template, anchor, compare_outside=precursor is not None)
@@ -185,13 +182,13 @@ def read_reference(path) -> dict[str, str]:
                 name = line[1:].split()[0]
                 sequences[name] = ""
             elif name is not None:
-                sequences[name] += _clean(line)
+                sequences[name] += normalise_sequence(line)
         return sequences
     table = pd.read_csv(path, sep="\t" if path.suffix.lower() in (".tsv", ".txt") else ",", dtype=str)
     key = "miRNA" if "miRNA" in table.columns else "name"
     if key not in table.columns or "sequence" not in table.columns:
         raise InputError(f"{path}: a reference table needs columns 'miRNA' (or 'name') and 'sequence'")
-    return {str(k): _clean(v) for k, v in zip(table[key], table["sequence"])}
+    return {str(k): normalise_sequence(v) for k, v in zip(table[key], table["sequence"])}
 
 
 def isomir_types(data, reference: Mapping[str, str] | str | Path | None = None,
@@ -228,10 +225,10 @@ def isomir_types(data, reference: Mapping[str, str] | str | Path | None = None,
         if not canonical:
             canonical, source = most_abundant[row.miRNA], "most_abundant"
         precursor = precursors.get(getattr(row, "precursor", "")) or precursors.get(row.miRNA)
-        if precursor is not None and _clean(canonical) not in _clean(precursor):
+        if precursor is not None and normalise_sequence(canonical) not in normalise_sequence(precursor):
             precursor = None
         kind = classify_isomir(row.sequence, canonical, precursor)
-        rows.append({"miRNA": row.miRNA, "sequence": row.sequence, "canonical": _clean(canonical),
+        rows.append({"miRNA": row.miRNA, "sequence": row.sequence, "canonical": normalise_sequence(canonical),
                      "canonical_source": source, "shift_5p": kind.shift_5p, "shift_3p": kind.shift_3p,
                      "substitutions": ";".join(f"{p}:{r}>{a}" for p, r, a in kind.substitutions),
                      "non_templated_3p": kind.non_templated_3p, "seed_shift": kind.seed_shift,

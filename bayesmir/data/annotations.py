@@ -17,7 +17,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from bayesmir.data.container import normalise_sequences
+from bayesmir.data.sequences import normalise_sequences
 
 ANNOTATION_COLUMNS = ("canonical", "variant", "precursor")
 

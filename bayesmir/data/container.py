@@ -18,7 +18,6 @@ their origin is :attr:`IsomirData.library_size_source`.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -27,6 +26,7 @@ import pandas as pd
 import xarray as xr
 
 from bayesmir.data import validation
+from bayesmir.data.sequences import merge_spellings, multimapped_sequences
 from bayesmir.errors import InputError, describe_rows
 
 MULTIMAPPING = ("keep", "drop", "raise")
@@ -121,13 +121,13 @@ class IsomirData:
         if multimapping not in MULTIMAPPING:
             raise InputError(f"multimapping must be one of {MULTIMAPPING}, not {multimapping!r}")
         long = validation.validate_long(counts, source, line_offset)
-        long, collisions = _normalised_sequences(long, source)
+        long, collisions = merge_spellings(long, source)
         samples = _sample_table(samples, long, source, samples_source)
         totals = _distinct_sequence_totals(long, samples.index)
         validation.check_no_zero_samples(totals, source)
         library_size, size_source = _library_size(library_size, samples, totals, source, samples_source)
         samples = _without_library_size_column(samples)
-        multimapped = _multimapped(long)
+        multimapped = multimapped_sequences(long)
         if len(multimapped) and multimapping == "raise":
             raise InputError(
                 f"{source}, column 'sequence': {len(multimapped)} sequences are annotated to several miRNAs, "
@@ -347,51 +347,6 @@ def _without_library_size_column(samples: pd.DataFrame) -> pd.DataFrame:
     samples = samples.drop(columns=LIBRARY_SIZE_COLUMN)
     samples.attrs = attrs
     return samples
-
-
-def normalise_sequences(sequences: pd.Series) -> pd.Series:
-    """Sequences in one alphabet: blanks stripped, upper case, ``U`` -> ``T``."""
-    return sequences.str.strip().str.upper().str.replace("U", "T", regex=False)
-
-
-def _normalised_sequences(long: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The long table with normalised sequences (colliding spellings summed), and the collisions."""
-    normal = normalise_sequences(long["sequence"])
-    changed = (normal != long["sequence"]).to_numpy()
-    columns = ["miRNA", "sequence", "spellings", "n_spellings", "reads"]
-    if not changed.any():
-        return long, pd.DataFrame(columns=columns)
-    written = long.assign(normal=normal)
-    spellings = written.groupby(["miRNA", "normal"])["sequence"].agg(lambda s: sorted(set(s)))
-    spellings = spellings[spellings.map(len) > 1]
-    collisions = pd.DataFrame({
-        "miRNA": spellings.index.get_level_values(0), "sequence": spellings.index.get_level_values(1),
-        "spellings": spellings.map(",".join).to_numpy(), "n_spellings": spellings.map(len).to_numpy(),
-        "reads": np.zeros(len(spellings), dtype=np.int64),
-    })
-    long = written.drop(columns="sequence").rename(columns={"normal": "sequence"})
-    if len(collisions):
-        keys = pd.MultiIndex.from_frame(collisions[["miRNA", "sequence"]])
-        hit = pd.MultiIndex.from_frame(long[["miRNA", "sequence"]]).isin(keys)
-        reads = long[hit].groupby(["miRNA", "sequence"])["count"].sum()
-        collisions["reads"] = reads.reindex(keys).to_numpy(dtype=np.int64)
-        long = long.groupby(["miRNA", "sequence", "sample"], as_index=False, sort=False)["count"].sum()
-        warnings.warn(
-            f"{source}: {len(collisions)} isomiR sequences were written in more than one way (case, U/T), "
-            f"e.g. {collisions['spellings'].iloc[0]}; merged as upper-case DNA and their "
-            f"{int(collisions['reads'].sum()):,} reads summed (see data.sequence_collisions)",
-            UserWarning, stacklevel=4,
-        )
-    return long[["miRNA", "sequence", "sample", "count"]], collisions[columns]
-
-
-def _multimapped(long: pd.DataFrame) -> pd.DataFrame:
-    """Sequences annotated to more than one miRNA."""
-    pairs = long[["sequence", "miRNA"]].drop_duplicates()
-    n = pairs.groupby("sequence")["miRNA"].agg(["size", lambda m: ",".join(sorted(m))])
-    n.columns = ["n_mirnas", "mirnas"]
-    n = n[n["n_mirnas"] > 1]
-    return n.reset_index()[["sequence", "n_mirnas", "mirnas"]]
 
 
 def _count_array(long: pd.DataFrame, samples: pd.Index) -> xr.DataArray:

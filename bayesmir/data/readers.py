@@ -17,9 +17,6 @@ Every problem is raised as one :class:`~bayesmir.InputError` naming the file.
 
 from __future__ import annotations
 
-import gzip
-import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +25,8 @@ import pandas as pd
 from bayesmir.data import tool_formats, validation
 from bayesmir.data.annotations import ANNOTATION_COLUMNS, annotate_isomirs
 from bayesmir.data.container import IsomirData
+from bayesmir.data.matrix_formats import anndata_to_long, read_h5ad, read_rda
+from bayesmir.data.text_io import read_text
 from bayesmir.errors import InputError, describe_rows
 
 TEXT_SUFFIXES = (".csv", ".tsv", ".txt", ".tab")
@@ -85,7 +84,7 @@ def read_counts(
     if isinstance(path, (str, Path)):
         path = _existing_file(path)
         kind = format or detect_format(path)
-        readers = {"long": _read_long, "wide": _read_wide, "h5ad": _read_h5ad, "rda": _read_rda,
+        readers = {"long": _read_long, "wide": _read_wide, "h5ad": read_h5ad, "rda": read_rda,
                    **tool_formats.READERS}
         if kind not in readers:
             raise InputError(f"{path}: unknown format {kind!r}; use one of {sorted(readers)}")
@@ -129,10 +128,10 @@ def read_samples(samples) -> tuple[pd.DataFrame, str]:
         return validation.validate_samples(table, source), source
     path = _existing_file(samples)
     source = str(path)
-    header = list(_read_text(path, nrows=0).columns)
+    header = list(read_text(path, nrows=0).columns)
     name = "sample" if "sample" in header else header[0]
     na_values = {column: list(validation.NA_MARKERS) for column in header if column != name}
-    table = _read_text(path, dtype={name: str}, na_values=na_values)
+    table = read_text(path, dtype={name: str}, na_values=na_values)
     validation.check_not_empty(table, source)
     lines = dict(zip(table[name].astype(str), range(2, len(table) + 2)))
     table = validation.validate_samples(table.set_index(name), source)
@@ -144,9 +143,9 @@ def read_library_size(path) -> pd.Series:
     """Library totals from a CSV/TSV: a ``sample`` column (else the first) and a ``library_size``
     column (else the second); sample names read as text."""
     path = _existing_file(path)
-    header = list(_read_text(path, nrows=0).columns)
+    header = list(read_text(path, nrows=0).columns)
     name = "sample" if "sample" in header else header[0]
-    table = _read_text(path, dtype={name: str})
+    table = read_text(path, dtype={name: str})
     validation.check_not_empty(table, str(path))
     column = "library_size" if "library_size" in table.columns else [c for c in header if c != name][:1]
     if not column:
@@ -189,7 +188,7 @@ def detect_format(path: Path) -> str:
             f"{path}: unknown file type {suffix or '(no suffix)'!r}; expected one of "
             f"{', '.join(TEXT_SUFFIXES + ('.h5ad',) + RDATA_SUFFIXES)} (optionally .gz for text)"
         )
-    columns = list(_read_text(path, nrows=0).columns)
+    columns = list(read_text(path, nrows=0).columns)
     if {"sample", "count"} & set(columns):
         return "long"
     if {"miRNA", "sequence"} <= set(columns):
@@ -201,12 +200,12 @@ def detect_format(path: Path) -> str:
 # ---------------------------------------------------------------------- formats
 def _read_long(path: Path, samples):
     """Long table as read (validated later by IsomirData.from_long), no stored metadata."""
-    return _read_text(path), None, 2
+    return read_text(path), None, 2
 
 
 def _read_wide(path: Path, samples):
     """Wide table melted to long (zeros left out); line numbers refer to the wide file."""
-    table = _read_text(path)
+    table = read_text(path)
     validation.check_not_empty(table, str(path))
     return wide_to_long(table, samples, str(path), 2), None, None
 
@@ -237,37 +236,6 @@ def wide_to_long(table: pd.DataFrame, samples, source: str, line_offset: int | N
     return long
 
 
-def _read_h5ad(path: Path, samples):
-    import anndata
-
-    try:
-        adata = anndata.read_h5ad(path)
-    except Exception as error:  # noqa: BLE001 - any reader failure is an input problem
-        raise InputError(f"{path}: cannot read as AnnData .h5ad ({type(error).__name__}: {error})") from None
-    return (*anndata_to_long(adata, str(path)), None)
-
-
-def anndata_to_long(adata, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Long table (non-zero counts, with any per-isomiR annotation of ``var``, as
-    :meth:`IsomirData.to_anndata` writes them) and ``obs`` as sample metadata."""
-    var = adata.var.copy()
-    if "sequence" not in var.columns and "uniqueSequence" in var.columns:
-        var = var.rename(columns={"uniqueSequence": "sequence"})
-    validation.require_columns(var, ("miRNA", "sequence"), f"{source} (var)")
-    matrix = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
-    obs = adata.obs.copy()
-    obs.index = pd.Index(obs.index.astype(str), name="sample")
-    for column in obs.columns:  # AnnData stores text columns as categoricals
-        if isinstance(obs[column].dtype, pd.CategoricalDtype) and obs[column].cat.categories.dtype == object:
-            obs[column] = obs[column].astype(object)
-    long = _matrix_to_long(matrix.T, var["miRNA"].to_numpy(), var["sequence"].to_numpy(), obs.index, source)
-    annotations = [c for c in ANNOTATION_COLUMNS if c in var.columns]
-    if annotations:
-        kept = var[["miRNA", "sequence", *annotations]].astype(str).drop_duplicates(["miRNA", "sequence"])
-        long = long.merge(kept, on=["miRNA", "sequence"], how="left")
-    return long, obs
-
-
 def _in_memory_source(obj) -> str:
     """How messages name an in-memory input."""
     return "<AnnData>" if type(obj).__name__ == "AnnData" else "<DataFrame>"
@@ -284,37 +252,6 @@ def _read_in_memory(obj, samples):
     raise InputError(f"expected a file path, a pandas DataFrame or an AnnData, got {type(obj).__name__}")
 
 
-def _read_rda(path: Path, samples):
-    """A SummarizedExperiment (miRglmm's input) from .rda/.RData/.rds."""
-    import rdata
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if path.suffix.lower() == ".rds":
-                objects = {"object": rdata.read_rds(path)}
-            else:
-                objects = rdata.read_rda(path)
-    except Exception as error:  # noqa: BLE001 - any reader failure is an input problem
-        raise InputError(f"{path}: cannot read as an R data file ({type(error).__name__}: {error})") from None
-    experiments = {k: v for k, v in objects.items() if _r_class(v) in ("SummarizedExperiment",
-                                                                        "RangedSummarizedExperiment")}
-    if len(experiments) != 1:
-        found = {k: _r_class(v) or type(v).__name__ for k, v in objects.items()}
-        raise InputError(f"{path}: expected one SummarizedExperiment object, found {found}")
-    se = next(iter(experiments.values()))
-    matrix, sample_names = _r_assay(se, path)
-    rows = _r_data_frame(se.elementMetadata)
-    if "sequence" not in rows.columns and "uniqueSequence" in rows.columns:
-        rows = rows.rename(columns={"uniqueSequence": "sequence"})
-    validation.require_columns(rows, ("miRNA", "sequence"), f"{path} (rowData)")
-    col_data = _r_data_frame(se.colData)
-    names = _r_names(se.colData.rownames) or sample_names
-    col_data.index = pd.Index([str(s) for s in names], name="sample")
-    long = _matrix_to_long(matrix, rows["miRNA"].to_numpy(), rows["sequence"].to_numpy(), col_data.index, path)
-    return long, col_data, None
-
-
 # ---------------------------------------------------------------------- helpers
 def _existing_file(path) -> Path:
     if not isinstance(path, (str, Path)):
@@ -327,97 +264,3 @@ def _existing_file(path) -> Path:
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file")
     return path
-
-
-def _separator(path: Path) -> str:
-    name = path.name.lower().removesuffix(".gz")
-    return "\t" if name.endswith((".tsv", ".tab", ".txt")) else ","
-
-
-def _read_text(path: Path, nrows: int | None = None, dtype=str, na_values=("",)) -> pd.DataFrame:
-    """A CSV/TSV read as text (typed later), with decoding and parsing errors as InputError."""
-    kind = "TSV" if _separator(path) == "\t" else "CSV"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", pd.errors.ParserWarning)  # e.g. more fields than the header
-            return pd.read_csv(
-                path, sep=_separator(path), dtype=dtype, keep_default_na=False, na_values=na_values, nrows=nrows,
-                encoding="utf-8", index_col=False,
-            )
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 text (undecodable byte at line {_first_bad_line(path)}); "
-                         "save the file as UTF-8") from None
-    except pd.errors.EmptyDataError:
-        raise InputError(f"{path}: empty file (no header)") from None
-    except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as error:
-        raise InputError(f"{path}: cannot parse as {kind}: {error}") from None
-    except (OSError, EOFError, zlib.error) as error:
-        raise InputError(f"{path}: cannot read ({type(error).__name__}: {error})") from None
-
-
-def _first_bad_line(path: Path) -> int:
-    """Line number of the first byte that is not UTF-8."""
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
-    with opener(path, "rb") as handle:
-        raw = handle.read()
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        return raw[: error.start].count(b"\n") + 1
-    return 0
-
-
-def _matrix_to_long(matrix, mirnas, sequences, samples, path: Path | str) -> pd.DataFrame:
-    """(isomiR x sample) matrix to a long table of non-zero counts, checking the values."""
-    matrix = np.asarray(matrix)
-    if matrix.shape != (len(mirnas), len(samples)):
-        raise InputError(f"{path}: counts are {matrix.shape}, expected (isomiRs, samples) = "
-                         f"({len(mirnas)}, {len(samples)})")
-    rows, cols = np.nonzero(matrix)
-    frame = pd.DataFrame({"miRNA": np.asarray(mirnas, dtype=object)[rows],
-                          "sequence": np.asarray(sequences, dtype=object)[rows],
-                          "sample": np.asarray(samples, dtype=object)[cols], "count": matrix[rows, cols]})
-    bad = ~np.isfinite(matrix.astype(float))
-    if bad.any():
-        raise InputError(f"{path}, counts: NaN or infinite values in {int(bad.sum())} cells")
-    return frame
-
-
-def _r_class(obj) -> str:
-    cls = getattr(obj, "class", None) if not isinstance(obj, dict) else obj.get("class")
-    if cls is None:
-        return ""
-    return str(np.atleast_1d(cls)[0])
-
-
-def _r_names(value):
-    if value is None or isinstance(value, str) or np.ndim(value) == 0:
-        return None
-    return [str(v) for v in value]
-
-
-def _r_data_frame(frame) -> pd.DataFrame:
-    """An S4 DFrame (rowData/colData) as a pandas DataFrame."""
-    data = {str(k): np.asarray(v) for k, v in getattr(frame, "listData", {}).items()}
-    return pd.DataFrame(data) if data else pd.DataFrame(index=range(int(np.atleast_1d(frame.nrows)[0])))
-
-
-def _r_assay(se, path: Path):
-    """The ``counts`` assay (else the first) as a dense (isomiR x sample) array, and sample names."""
-    assays = se.assays.data.listData
-    if not assays:
-        raise InputError(f"{path}: the SummarizedExperiment has no assay")
-    name = "counts" if "counts" in assays else next(iter(assays))
-    assay = assays[name]
-    if _r_class(assay) == "dgCMatrix":
-        from scipy import sparse
-
-        n_rows, n_cols = (int(v) for v in assay.Dim)
-        matrix = sparse.csc_matrix((assay.x, assay.i, assay.p), shape=(n_rows, n_cols)).toarray()
-        names = _r_names(assay.Dimnames[1]) if assay.Dimnames else None
-        return matrix, names
-    values = getattr(assay, "values", assay)
-    names = None
-    if hasattr(assay, "coords") and len(assay.dims) == 2:
-        names = [str(v) for v in assay.coords[assay.dims[1]].values]
-    return np.asarray(values), names

@@ -28,6 +28,7 @@ import pandas as pd
 
 from bayesmir.data import validation
 from bayesmir.data.mirtop import is_mirtop, read_mirtop
+from bayesmir.data.text_io import read_text
 from bayesmir.errors import InputError, describe_rows
 
 MIRGE3_ANNOTATION_COLUMNS = (
@@ -115,23 +116,19 @@ READERS = {"mirtop": read_mirtop, "mirge3": read_mirge3, "srnabench": read_srnab
 
 
 # ---------------------------------------------------------------------- helpers
-def _header(path: Path, separator: str) -> list[str]:
+def _header(path: Path, sep: str) -> list[str]:
+    """The column names, or none when the file does not parse (detection then looks elsewhere)."""
     try:
-        return [str(c) for c in pd.read_csv(path, sep=separator, nrows=0, encoding="utf-8").columns]
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError, EOFError):
+        return [str(c) for c in read_text(path, nrows=0, sep=sep).columns]
+    except InputError:
         return []
 
 
-def _read(path: Path, separator: str) -> pd.DataFrame:
-    kind = "TSV" if separator == "\t" else "CSV"
-    try:
-        table = pd.read_csv(path, sep=separator, dtype=str, keep_default_na=False, na_values=[""],
-                            encoding="utf-8", index_col=False)
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError, EOFError,
-            ValueError) as error:
-        raise InputError(f"{path}: cannot read as {kind} ({type(error).__name__}: {error})") from None
+def _read(path: Path, sep: str) -> pd.DataFrame:
+    """The table as text, rows indexed by file line (for messages)."""
+    table = read_text(path, sep=sep, na_values=[""])
     validation.check_not_empty(table, str(path))
-    table.index = pd.RangeIndex(2, len(table) + 2)  # file lines, for messages
+    table.index = pd.RangeIndex(2, len(table) + 2)
     return table
 
 
