@@ -246,6 +246,13 @@ def report(
     frequentist: Annotated[Path | None, typer.Option(
         "--frequentist", help="CSV of frequentist results to compare with.")] = None,
     top: Annotated[int, typer.Option(help="miRNAs (smallest lfsr) with their own panel.")] = 10,
+    counts: Annotated[str | None, typer.Option(
+        "--counts", help="The counts the run was fitted on: their canonical annotation (mirtop, miRge3) "
+                         "types the isomiRs of the 'effects by type' section.")] = None,
+    canonical: Annotated[Path | None, typer.Option(
+        "--canonical", help="Canonical mature sequences (miRBase mature.fa, or a CSV/TSV of miRNA, "
+                            "sequence) for the isomiR types; without it or --counts annotations, "
+                            "the most abundant sequence of each miRNA (a proxy, said so).")] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Write the self-contained HTML diagnostic report of a run.
@@ -260,8 +267,10 @@ def report(
         table = None if frequentist is None else read_frequentist(frequentist)
         if table is not None:
             check_frequentist_file(result, frequentist, table)
+    data = None if counts is None else load_data(counts, None, None, quiet).subset(mirnas=result.mirnas)
     with step("writing the report (plots for every panel)", quiet):
-        path = write_report(result, out or Path("reports") / f"{Path(run).name}.html", frequentist=table, top=top)
+        path = write_report(result, out or Path("reports") / f"{Path(run).name}.html", frequentist=table, top=top,
+                            data=data, canonical=canonical)
     typer.echo(f"report written to {path}")
 
 

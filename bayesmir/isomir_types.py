@@ -32,6 +32,7 @@ import pandas as pd
 
 from bayesmir.data.sequences import normalise_sequence
 from bayesmir.errors import InputError
+from bayesmir.log_base import DEFAULT_LOG_BASE, in_log_base
 
 MAX_ADDITION = 3
 MAX_SHIFT = 5
@@ -84,7 +85,8 @@ def classify_isomir(sequence: str, canonical: str, precursor: str | None = None)
     read, mature = normalise_sequence(sequence), normalise_sequence(canonical)
     if not read or not mature:
         raise InputError("classify_isomir needs non-empty sequence and canonical")
-    template, anchor = (mature, 0) if precursor is None else (normalise_sequence(precursor), normalise_sequence(precursor).find(mature))
+    template = mature if precursor is None else normalise_sequence(precursor)
+    anchor = template.find(mature)
     if anchor < 0:
         raise InputError(f"canonical {canonical!r} is not in the precursor {precursor!r}")
     start = _best_start(read, template, anchor, compare_outside=precursor is not None)
@@ -237,7 +239,11 @@ def isomir_types(data, reference: Mapping[str, str] | str | Path | None = None,
 
 
 def _isomir_frame(data) -> tuple[pd.DataFrame, np.ndarray]:
-    """Per-isomiR annotations and total counts of an IsomirData or AnnData."""
+    """Per-isomiR annotations and total counts of an IsomirData, an AnnData or a table
+    (``miRNA, sequence, total`` and any annotation column, e.g. :func:`fitted_isomirs`)."""
+    if isinstance(data, pd.DataFrame):
+        keep = [c for c in ("miRNA", "sequence", "canonical", "precursor") if c in data.columns]
+        return data[keep].fillna("").astype(str).reset_index(drop=True), data["total"].to_numpy(dtype=float)
     if hasattr(data, "counts") and hasattr(data.counts, "coords"):
         from bayesmir.data.annotations import isomir_annotations
 
@@ -249,8 +255,25 @@ def _isomir_frame(data) -> tuple[pd.DataFrame, np.ndarray]:
     return var[keep].fillna("").astype(str).reset_index(drop=True), totals
 
 
+def fitted_isomirs(result) -> pd.DataFrame:
+    """``miRNA, sequence, total`` of every isomiR of a run's fits (counts from ``observed_data``).
+
+    What :func:`isomir_types` and :func:`effects_by_type` need when the input data are not at
+    hand (e.g. for a saved run): the canonical sequences then come from ``reference`` or the
+    most-abundant proxy.
+    """
+    rows = []
+    for mirna, idata in result.posteriors.items():
+        sequences = [str(s) for s in idata.posterior["isomir"].values]
+        totals = (idata.observed_data["count"].sum("sample").values if "observed_data" in idata.groups()
+                  else np.zeros(len(sequences)))
+        rows.extend({"miRNA": mirna, "sequence": s, "total": float(t)} for s, t in zip(sequences, totals))
+    return pd.DataFrame(rows, columns=["miRNA", "sequence", "total"])
+
+
 # ---------------------------------------------------------------------- effects by type
-def effects_by_type(result, data, reference=None, precursors=None, level: float = 0.95) -> pd.DataFrame:
+def effects_by_type(result, data, reference=None, precursors=None, level: float = 0.95,
+                    log_base: str = DEFAULT_LOG_BASE) -> pd.DataFrame:
     """isomiR-specific log fold changes (deviations from the miRNA's) summarised by isomiR class.
 
     For each miRNA and class of :data:`CATEGORIES` (an isomiR can be in several: e.g. a
@@ -258,17 +281,21 @@ def effects_by_type(result, data, reference=None, precursors=None, level: float 
     deviation ``b_j`` of the class's isomiRs, computed draw by draw; study-wide
     (``miRNA = "all"``), the posterior of the mean over miRNAs of those means (draws of
     different miRNAs are independent, so they are combined index by index after thinning to
-    the smallest draw count). Natural log.
+    the smallest draw count). Natural log unless ``log_base`` says otherwise.
 
     Parameters
     ----------
     result : FitResult
-    data : IsomirData
-        The data fitted (gives the canonical sequences; see :func:`isomir_types`).
+    data : IsomirData, anndata.AnnData or pandas.DataFrame
+        The data fitted (gives the canonical sequences; see :func:`isomir_types`), or
+        :func:`fitted_isomirs` of ``result``.
     reference, precursors
         As in :func:`isomir_types`.
     level : float
         Mass of the equal-tailed interval.
+    log_base : {"e", "2", "10"}
+        Base of the log fold changes; other than ``"e"``, the ``deviation_*`` columns are
+        ``deviation_log2fc_*`` (:mod:`bayesmir.log_base`).
 
     Returns
     -------
@@ -302,7 +329,7 @@ def effects_by_type(result, data, reference=None, precursors=None, level: float 
         study.append(_summary("all", coef, category, len(arrays), draws, tail))
     columns = ["miRNA", "coef", "category", "n_isomirs", "deviation_estimate", "deviation_sd",
                "deviation_ci_low", "deviation_ci_high", "p_deviation_gt_0"]
-    return pd.DataFrame(per_mirna + study, columns=columns)
+    return in_log_base(pd.DataFrame(per_mirna + study, columns=columns), log_base)
 
 
 def _summary(mirna: str, coef: str, category: str, n: int, draws: np.ndarray, tail: float) -> dict:

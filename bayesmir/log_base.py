@@ -140,3 +140,28 @@ def natural_names(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
             continue
         return table.rename(columns={renamed_column(c, name)[0]: c for c in natural}), name
     return table, DEFAULT_LOG_BASE
+
+
+def in_natural_log(table: pd.DataFrame, delta: float | None = None) -> pd.DataFrame:
+    """The inverse of :func:`in_log_base`: a table in any base back in natural log, natural names.
+
+    For consumers that work on the natural scale whatever the run's ``log_base`` (``compare``
+    against ML fits, the HTML report). ``delta``: the natural-log threshold of the
+    ``p_*_gt_*`` column; default converted from its name (3 decimals, so the last may differ).
+    """
+    natural, name = natural_names(table)
+    if name == "e":
+        return table
+    tag, factor = fold_change_tag(name), math.log(LOG_BASES[name])
+    natural = natural.copy()
+    for new, old in zip(natural.columns, table.columns):  # rename keeps the order
+        if new != old:
+            natural[new] = natural[new] * factor
+    thresholds = {}
+    for column in natural.columns:
+        match = re.match(rf"^(p_abs|p_sd_slope)_{tag}_gt_(-?[0-9.]+)(_se)?$", str(column))
+        if match:
+            kind, value, se = match.groups()
+            natural_delta = float(value) * factor if delta is None else float(delta)
+            thresholds[column] = f"{kind}_gt_{natural_delta:.3f}{se or ''}"
+    return natural.rename(columns=thresholds)

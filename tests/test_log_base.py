@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import bayesmir
 from bayesmir.cli import app
 from bayesmir.errors import InputError
-from bayesmir.log_base import checked_log_base, in_log_base, natural_names
+from bayesmir.log_base import checked_log_base, in_log_base, in_natural_log, natural_names
 
 MIRNAS = ["hsa-miR-181c-5p", "hsa-miR-488-5p"]
 LN2 = math.log(2)
@@ -130,3 +130,15 @@ def test_plots_draw_the_table_in_its_base_and_say_which(example_fit):
         figure = plots.isomir_forest_plot(isomirs, row)
         assert "log2" in figure.axes[0].get_xlabel()
         plt.close(figure)
+
+
+def test_in_natural_log_inverts_in_log_base(example_fit):
+    for table, delta in ((example_fit.mirna_table(), 0.405465), (example_fit.isomir_table(), None),
+                         (example_fit.slope_table(), 0.1)):
+        for base in ("2", "10"):
+            back = in_natural_log(in_log_base(table, base, delta), delta)
+            assert list(back.columns) == list(table.columns)
+            pd.testing.assert_frame_equal(back, table, check_exact=False, rtol=1e-12)
+    # without delta the threshold is read from the name: right to the rounding of 3 decimals
+    back = in_natural_log(in_log_base(example_fit.mirna_table(), "2"))
+    assert "p_abs_gt_0.405" in back.columns

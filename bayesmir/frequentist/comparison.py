@@ -32,6 +32,7 @@ from scipy import stats
 from bayesmir import calls
 from bayesmir.errors import InputError
 from bayesmir.fdr import benjamini_hochberg
+from bayesmir.log_base import in_natural_log
 
 Z_95 = stats.norm.ppf(0.975)
 
@@ -102,7 +103,7 @@ def compare(fit, freq: pd.DataFrame, coef: str | None = None, alpha: float = 0.0
 
 def _bayes_side(fit, coef: str | None) -> pd.DataFrame:
     """Bayesian columns per miRNA: estimate, interval, lfsr/qvalue, slope evidence."""
-    table = fit if isinstance(fit, pd.DataFrame) else fit.mirna_table(log_base="e")  # the ML fit's scale
+    table = fit if isinstance(fit, pd.DataFrame) else in_natural_log(fit.mirna_table())  # the ML fit's scale
     _require(table, ["miRNA", "coef", "estimate", "sd", "ci_low", "ci_high", "lfsr", "qvalue"], "Bayesian table")
     chosen = coef if coef is not None else (table["coef"].iloc[0] if len(table) else None)
     table = table[table["coef"].map(_coef_key) == _coef_key(chosen)]
@@ -123,7 +124,7 @@ def _slope_side(fit) -> pd.DataFrame | None:
     """One slope-evidence row per miRNA (the first slope term) from ``fit.slope_table()``."""
     if isinstance(fit, pd.DataFrame) or not hasattr(fit, "slope_table"):
         return None
-    table = fit.slope_table(log_base="e")
+    table = in_natural_log(fit.slope_table())
     if table is None or table.empty:
         return None
     table = table.drop_duplicates("miRNA")

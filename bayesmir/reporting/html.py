@@ -3,7 +3,8 @@
 Sections: run summary, diagnostics of every miRNA (worst first), results (volcano, MA
 plot, top miRNAs), one panel per miRNA for the ``top`` by lfsr and every flagged fit
 (ArviZ rank/density plots, isomiR forest plot, posterior-predictive check, slope SD
-against its prior) and, when frequentist results are given, a comparison. Figures are
+against its prior), isomiR effects by type (:mod:`~bayesmir.reporting.types_section`) and,
+when frequentist results are given, a comparison. Tables and figures are in natural log. Figures are
 embedded as base64 PNG; the only script is a few lines that sort tables on click.
 """
 
@@ -23,7 +24,9 @@ import pandas as pd
 from markupsafe import Markup
 
 from bayesmir import calls
+from bayesmir.log_base import in_natural_log
 from bayesmir.reporting import comparison, plots
+from bayesmir.reporting.types_section import types_context
 
 TEMPLATE = "report.html.j2"
 DPI = 80
@@ -33,7 +36,8 @@ TOP_VIEW = ["miRNA", "coef", "estimate", "sd", "ci_low", "ci_high", "lfsr", "qva
             "converged", "flag"]
 
 
-def report(fit, path: str | Path, frequentist: pd.DataFrame | None = None, top: int = 10) -> Path:
+def report(fit, path: str | Path, frequentist: pd.DataFrame | None = None, top: int = 10, data=None,
+           canonical=None) -> Path:
     """Write the HTML diagnostic report of a run.
 
     Parameters
@@ -48,6 +52,9 @@ def report(fit, path: str | Path, frequentist: pd.DataFrame | None = None, top: 
         slope comparison). Adds the Bayesian-versus-frequentist section.
     top : int
         Number of miRNAs (smallest lfsr) with their own panel; flagged fits always get one.
+    data, canonical : optional
+        The data fitted and canonical sequences (mapping or miRBase ``mature.fa``) for the
+        "isomiR effects by type" section (:mod:`bayesmir.reporting.types_section`).
 
     Returns
     -------
@@ -64,6 +71,7 @@ def report(fit, path: str | Path, frequentist: pd.DataFrame | None = None, top: 
         frequentist = comparison.check_frequentist(frequentist)
     with plots.agg_backend():
         context = report_context(fit, frequentist, top)
+        context["types"] = types_context(fit, data, canonical)
     context["seconds_report"] = f"{time.perf_counter() - start:.1f}"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +82,7 @@ def report(fit, path: str | Path, frequentist: pd.DataFrame | None = None, top: 
 def report_context(fit, frequentist: pd.DataFrame | None, top: int) -> dict:
     """Everything the template shows (figures already encoded)."""
     table = coefficient_table(fit)
-    isomirs = fit.isomir_table(log_base="e")  # the report is in natural log whatever the run's log_base
+    isomirs = in_natural_log(fit.isomir_table())  # the report is in natural log whatever the run's log_base
     return {
         "title": f"bayesmir report: {fit.options.get('method', '?')} fit of {len(fit.diagnostics)} miRNAs",
         "created": datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -102,7 +110,7 @@ def _template() -> jinja2.Template:
 
 def coefficient_table(fit) -> pd.DataFrame:
     """:meth:`FitResult.mirna_table` for the coefficient of interest only."""
-    table = fit.mirna_table(log_base="e")
+    table = in_natural_log(fit.mirna_table())
     coef = fit.options.get("coef") or (fit.design.coef if fit.design is not None else None)
     if coef is not None and (table["coef"] == coef).any():
         table = table[table["coef"].isin([coef]) | table["coef"].isna()]
