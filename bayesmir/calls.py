@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from bayesmir.errors import InputError
 from bayesmir.fdr import benjamini_hochberg
@@ -36,6 +37,7 @@ ALPHA = 0.05  # FDR level of the DE and frequentist calls
 USAGE_LOG_BF = math.log(3.0)  # log Bayes factor above which isomiR usage is called
 DEFAULT_LEVEL = 0.95  # mass of the reported intervals
 DEFAULT_DELTA = math.log(1.5)  # |log fold change| of P(|beta| > delta): a 1.5-fold change
+Z_95 = float(stats.norm.ppf(0.975))  # z of the frequentist fits' Wald 95% intervals
 
 
 def checked_level(level: float) -> float:

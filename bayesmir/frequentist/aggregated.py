@@ -23,6 +23,7 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import optimize, stats
 
+from bayesmir.calls import Z_95
 from bayesmir.design import Design, build_design
 from bayesmir.errors import InputError
 from bayesmir.fdr import benjamini_hochberg
@@ -32,7 +33,6 @@ METHODS = ("nbglm", "deseq2")
 COLUMNS = ["miRNA", "method", "coef", "estimate", "se", "ci_low", "ci_high", "wald_p", "qvalue"]
 LOG_ALPHA_BOUNDS = (np.log(1e-8), np.log(1e3))
 """Search range of ``log(1 / theta)`` (theta from 1e-3 to 1e8, i.e. up to Poisson)."""
-Z_95 = stats.norm.ppf(0.975)
 
 
 def fit_aggregated(

@@ -30,11 +30,11 @@ import pandas as pd
 from scipy import stats
 
 from bayesmir import calls
+from bayesmir.calls import Z_95
 from bayesmir.errors import InputError
 from bayesmir.fdr import benjamini_hochberg
 from bayesmir.log_base import in_natural_log
 
-Z_95 = stats.norm.ppf(0.975)
 
 @dataclass
 class ComparisonResult:

@@ -20,6 +20,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from bayesmir import marginal, runner
+from bayesmir.calls import Z_95
 from bayesmir.design import build_design
 from bayesmir.problem import (
     DEFAULT_NORMALISATION,
@@ -34,7 +35,6 @@ LOG_THETA_MAX = float(np.log(1e4))
 LOG_THETA_MIN = float(np.log(1e-3))
 #: A Cholesky diagonal or sample SD below this is a singular fit (lme4's isSingular tolerance).
 SINGULAR_TOL = 1e-4
-Z_95 = stats.norm.ppf(0.975)
 
 COLUMNS = [
     "miRNA", "coef", "estimate", "se", "ci_low", "ci_high", "wald_p", "theta", "sd_isomir",

@@ -13,10 +13,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bayesmir.calls import Z_95
 from bayesmir.errors import InputError
 from bayesmir.frequentist.lrt import mixture_pvalue
-
-Z_95 = stats.norm.ppf(0.975)
 
 # contract column -> accepted names in an R results file (first found wins; case-insensitive)
 R_COLUMNS = {
