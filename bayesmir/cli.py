@@ -24,21 +24,25 @@ import typer
 
 from bayesmir.calls import DEFAULT_DELTA, DEFAULT_LEVEL
 from bayesmir.cli_inputs import (
+    CanonicalOption,
     CoefOption,
     CountsArgument,
     FormulaOption,
     LibrarySizeOption,
+    LogBaseOption,
     MinIsomirOption,
     MinIsomirsOption,
     MinMirnaOption,
     QuietOption,
     ReferenceOption,
     SamplesOption,
+    TypesCountsOption,
     check_frequentist_file,
     design_lines,
     frequentist_record,
     library_size_lines,
     load_data,
+    method_options,
     parse_mirnas,
     parse_reference,
     selected_mirnas,
@@ -152,9 +156,7 @@ def fit(
     delta: Annotated[float, typer.Option(
         help="Threshold of P(|logFC| > delta) in mirna_table (natural log; default log 1.5).")] = DEFAULT_DELTA,
     level: Annotated[float, typer.Option(help="Mass of the reported intervals.")] = DEFAULT_LEVEL,
-    log_base: Annotated[str, typer.Option(
-        help="Base of the log fold changes in the tables: e (natural log), 2 (log2: columns log2fc, "
-             "log2fc_ci_low, ...) or 10. --delta stays a natural-log threshold.")] = DEFAULT_LOG_BASE,
+    log_base: LogBaseOption = DEFAULT_LOG_BASE,
     pooling: Annotated[bool, typer.Option("--pooling/--no-pooling",
                                           help="Cross-miRNA empirical-Bayes priors (laplace only).")] = False,
     jobs: Annotated[int, typer.Option("--jobs", help="Worker processes for methods that allow them "
@@ -225,18 +227,6 @@ def fit(
         raise typer.Exit(code=EXIT_ALL_FAILED)
 
 
-def method_options(method: str, family: str, **given) -> dict:
-    """The options given on the command line, checked against the method's (InputError if unknown)."""
-    from bayesmir.inference import get_method
-
-    options = {key: value for key, value in given.items() if value is not None}
-    try:
-        get_method(method, family, **options)
-    except TypeError as error:
-        raise InputError(f"--method {method}: {error}") from None
-    return options
-
-
 # ------------------------------------------------------------------ report
 @app.command()
 @reports_input_errors
@@ -246,13 +236,8 @@ def report(
     frequentist: Annotated[Path | None, typer.Option(
         "--frequentist", help="CSV of frequentist results to compare with.")] = None,
     top: Annotated[int, typer.Option(help="miRNAs (smallest lfsr) with their own panel.")] = 10,
-    counts: Annotated[str | None, typer.Option(
-        "--counts", help="The counts the run was fitted on: their canonical annotation (mirtop, miRge3) "
-                         "types the isomiRs of the 'effects by type' section.")] = None,
-    canonical: Annotated[Path | None, typer.Option(
-        "--canonical", help="Canonical mature sequences (miRBase mature.fa, or a CSV/TSV of miRNA, "
-                            "sequence) for the isomiR types; without it or --counts annotations, "
-                            "the most abundant sequence of each miRNA (a proxy, said so).")] = None,
+    counts: TypesCountsOption = None,
+    canonical: CanonicalOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Write the self-contained HTML diagnostic report of a run.

@@ -33,6 +33,16 @@ MinMirnaOption = Annotated[float, typer.Option(help="Keep miRNAs with log (natur
 MinIsomirOption = Annotated[float, typer.Option(help="Keep isomiRs with log (natural) median CPM above this.")]
 MinIsomirsOption = Annotated[int, typer.Option(help="Keep miRNAs with at least this many isomiRs.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", help="No progress output (results and errors only).")]
+LogBaseOption = Annotated[str, typer.Option(
+    help="Base of the log fold changes in the tables: e (natural log), 2 (log2: columns log2fc, "
+         "log2fc_ci_low, ...) or 10. --delta stays a natural-log threshold.")]
+TypesCountsOption = Annotated[str | None, typer.Option(
+    "--counts", help="The counts the run was fitted on: their canonical annotation (mirtop, miRge3) "
+                     "types the isomiRs of the 'effects by type' section.")]
+CanonicalOption = Annotated[Path | None, typer.Option(
+    "--canonical", help="Canonical mature sequences (miRBase mature.fa, or a CSV/TSV of miRNA, sequence) "
+                        "for the isomiR types; without it or --counts annotations, the most abundant "
+                        "sequence of each miRNA (a proxy, said so).")]
 
 
 def load_data(counts: str, samples: Path | None, library_size: str | None = None, quiet: bool = False):
@@ -169,3 +179,15 @@ def check_frequentist_file(result, path: Path, table) -> None:
                              "(refit with 'bayesmir compare RUN --refit')")
     if "miRNA" in table.columns and not set(table["miRNA"].astype(str)) & set(result.mirnas):
         raise InputError(f"{path}: none of its miRNAs is in this run (other data?)")
+
+
+def method_options(method: str, family: str, **given) -> dict:
+    """The options given on the command line, checked against the method's (InputError if unknown)."""
+    from bayesmir.inference import get_method
+
+    options = {key: value for key, value in given.items() if value is not None}
+    try:
+        get_method(method, family, **options)
+    except TypeError as error:
+        raise InputError(f"--method {method}: {error}") from None
+    return options
