@@ -5,7 +5,7 @@ The model, the posteriors and the default tables are in natural log. With ``log_
 ``ln(base)`` and renamed so that its name states the base, with the tag ``log2fc``
 (``log10fc``):
 
-- ``mirna_table``: ``estimate`` -> ``log2fc``; ``sd``, ``se``, ``median``, ``ci_low``,
+- ``mirna_table``: ``estimate`` -> ``log2fc``; ``sd``, ``median``, ``ci_low``,
   ``ci_high``, ``ci_low_se``, ``ci_high_se``, ``hdi_low``, ``hdi_high`` -> ``log2fc_<name>``;
   ``p_abs_gt_0.405`` -> ``p_abs_log2fc_gt_0.585`` (the same probability, its threshold δ
   stated in the new base; δ itself is given in natural log, ``fit(delta=...)``).
@@ -31,7 +31,7 @@ from bayesmir.errors import InputError
 DEFAULT_LOG_BASE = "e"
 LOG_BASES = {"e": math.e, "2": 2.0, "10": 10.0}
 
-_MIRNA_PARTS = ("sd", "se", "median", "ci_low", "ci_high", "ci_low_se", "ci_high_se", "hdi_low", "hdi_high")
+_MIRNA_PARTS = ("sd", "median", "ci_low", "ci_high", "ci_low_se", "ci_high_se", "hdi_low", "hdi_high")
 _INTERVAL_PARTS = ("estimate", "sd", "ci_low", "ci_high")
 _SLOPE_PARTS = ("median", "ci_low", "ci_high")
 _THRESHOLD = re.compile(r"^(p_abs|p_sd_slope)_gt_(-?[0-9.]+)(_se)?$")
@@ -97,8 +97,8 @@ def in_log_base(table: pd.DataFrame, log_base, delta: float | None = None) -> pd
     Parameters
     ----------
     table : pandas.DataFrame
-        ``mirna_table``, ``isomir_table``, ``slope_table``, ``effects_by_type`` or a
-        frequentist table, in natural log.
+        ``mirna_table``, ``isomir_table``, ``slope_table`` or ``effects_by_type``, in natural
+        log (the frequentist tables are not covered: their variance columns are not renamed).
     log_base : {"e", "2", "10"}
     delta : float, optional
         Natural-log threshold of the table's ``p_*_gt_*`` column, for its exact new name.
