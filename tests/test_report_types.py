@@ -9,7 +9,11 @@ from typer.testing import CliRunner
 
 import bayesmir
 from bayesmir.cli import app
+from bayesmir.design import build_design
+from bayesmir.driver import fit_problems
+from bayesmir.inference import METHODS
 from bayesmir.isomir_types import effects_by_type, fitted_isomirs, isomir_types
+from bayesmir.problem import mirna_problems
 from bayesmir.reporting import report
 from bayesmir.reporting.types_section import SOURCES, types_section
 
@@ -78,3 +82,20 @@ def test_report_shows_the_section_and_cli_equals_api(example_fit, tmp_path):
     assert table in cli
     proxy_report = report(example_fit, tmp_path / "proxy.html", top=1).read_text()
     assert SOURCES["most_abundant"] in proxy_report
+
+
+def test_input_annotation_is_used_first_and_named(test_data_dir):
+    """mirtop input carries each isomiR's canonical sequence: the section types by it, and says so."""
+    formats = test_data_dir / "formats"
+    mirtop = bayesmir.read_counts(formats / "mirtop.gff", samples=formats / "samples.csv")
+    problems = mirna_problems(mirtop, build_design(mirtop.samples, "~ group"))
+    with pytest.MonkeyPatch.context() as patch:  # instant posteriors of the right shape (test_report's)
+        patch.setitem(METHODS, "fakefull", "test_report:FakeFullInference")
+        result = fit_problems(problems, method="fakefull", progress=False)
+    section = types_section(result, data=mirtop)
+    assert section["source"] == f"{SOURCES['input']} (13 isomiRs)"
+    # the canonical sequence of the input is its own class; a proxy would not know it
+    per_mirna = section["per_mirna"]
+    canonical_in_data = {str(m) for m, s, c in zip(mirtop.counts["miRNA"].values, mirtop.counts["sequence"].values,
+                                                   mirtop.counts["canonical"].values) if s == c}
+    assert set(per_mirna.loc[per_mirna["category"] == "ref_miRNA", "miRNA"]) == canonical_in_data
