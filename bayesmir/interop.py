@@ -41,7 +41,8 @@ def fit_to_anndata(result, adata=None, data: IsomirData | None = None, reference
         ``var``: the columns of :meth:`FitResult.isomir_table` for each coefficient
         (``<column>`` for the first, ``<column>:<coef>`` for others) and the isomiR type
         columns; ``uns["bayesmir"]``: ``mirna_table`` (DataFrame), ``slope_table``,
-        ``options`` (a JSON string).
+        ``options`` (a JSON string). Tables in the run's ``log_base`` (natural log unless
+        ``fit(log_base=...)`` said otherwise; :mod:`bayesmir.log_base`).
     """
     import anndata
 
