@@ -153,6 +153,10 @@ def fit(
     level: Annotated[float, typer.Option(help="Mass of the reported intervals.")] = DEFAULT_LEVEL,
     pooling: Annotated[bool, typer.Option("--pooling/--no-pooling",
                                           help="Cross-miRNA empirical-Bayes priors (laplace only).")] = False,
+    shrinkage: Annotated[bool, typer.Option(
+        "--shrinkage/--no-shrinkage",
+        help="Empirical-Bayes slope-SD and fold-change priors learned across miRNAs, applied without "
+             "refitting (laplace; off with < 20 miRNAs).")] = True,
     jobs: Annotated[int, typer.Option("--jobs", help="Worker processes for methods that allow them "
                                       "(laplace); -1: one per core.")] = 1,
     scheduler: Annotated[str, typer.Option(
@@ -204,7 +208,7 @@ def fit(
         result = bayesmir.driver.fit(
             filtered, formula=formula, coef=coef, family=family.value, random_slope=random_slope,
             method=method.value, reference=parse_reference(reference), normalisation=normalisation.value,
-            pooling=pooling, seed=seed, n_jobs=jobs, scheduler=scheduler, progress=not quiet, mirnas=chosen,
+            pooling=pooling, shrinkage=shrinkage, seed=seed, n_jobs=jobs, scheduler=scheduler, progress=not quiet, mirnas=chosen,
             delta=delta, level=level, out=out, overwrite=overwrite, resume=resume, retry_failed=retry_failed,
             **options,
         )
