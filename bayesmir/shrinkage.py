@@ -14,8 +14,12 @@ applied without fitting again, exactly:
    effective sample size of the new weights is reported (``ess_shrinkage``); a miRNA whose
    reweighting leaves fewer than :data:`MIN_REWEIGHTED_ESS` keeps its default prior.
 2. **Adaptive prior on the log fold change** (ashr's scale mixture, Stephens 2017): ``beta ~
-   g = sum_j pi_j N(0, sigma_j^2)`` on a fixed grid of ``sigma_j``, ``pi`` by marginal maximum
-   likelihood across miRNAs (ashr's null-biased penalty). The fit's own ``N(0, beta_sd^2)``
+   g = sum_j pi_j N(0, sigma_j^2)`` on a grid of ``sigma_j`` (ratio sqrt 2, as ashr's), ``pi`` by
+   marginal maximum likelihood across miRNAs with a Dirichlet weight :data:`NULL_PENALTY` on the
+   smallest SD. The grid starts at a third of the smallest likelihood SD
+   (:data:`GRID_FLOOR_DIVISOR`), not ashr's tenth or point mass: a prior spike narrower than any
+   miRNA's data can resolve shrinks small true effects into it and their intervals miss them
+   (measured: coverage of DE miRNAs 0.70-0.80 with ashr's settings, docs/calibration_notes.md). The fit's own ``N(0, beta_sd^2)``
    prior is divided out of each point's Gaussian, leaving ``beta``'s Gaussian likelihood
    ``N(b_k; beta, v_k)``; under ``g`` the posterior is again a Gaussian mixture, over points
    and grid components, so the tables (intervals, lfsr, q-values) stay exact.
@@ -40,8 +44,9 @@ from bayesmir.priors import Priors
 
 MIN_MIRNAS = 20  # converged miRNAs needed to learn the priors
 MIN_REWEIGHTED_ESS = 5.0  # Kish ESS below which a miRNA keeps its default slope prior
-NULL_PENALTY = 10.0  # ashr's default "nullbiased" Dirichlet weight of the smallest component
+NULL_PENALTY = 3.0  # Dirichlet weight of the smallest component (ashr's "nullbiased": 10)
 _GRID_STEP = math.sqrt(2.0)  # ratio of consecutive grid SDs (ashr's default)
+GRID_FLOOR_DIVISOR = 3.0  # smallest grid SD: the smallest likelihood SD over this (ashr: 10)
 _OPTIMISER_STEPS = 1000
 
 
@@ -189,7 +194,7 @@ def scale_grid(likelihoods: list, weights: dict, names: list[str]) -> np.ndarray
     ``sqrt(b^2 - v)``, by factors of sqrt 2 (each miRNA's ``b``, ``v`` averaged over its points)."""
     b = np.array([weights[name] @ lik[0] for name, lik in zip(names, likelihoods, strict=True)])
     v = np.array([weights[name] @ lik[1] for name, lik in zip(names, likelihoods, strict=True)])
-    smallest = float(np.sqrt(v.min())) / 10.0
+    smallest = float(np.sqrt(v.min())) / GRID_FLOOR_DIVISOR
     largest = max(2.0 * float(np.sqrt(np.max(b**2 - v, initial=0.0))), 2.0 * smallest)
     count = math.ceil(math.log(largest / smallest) / math.log(_GRID_STEP)) + 1
     return smallest * _GRID_STEP ** np.arange(count)

@@ -17,6 +17,7 @@ from bayesmir.priors import Priors
 from bayesmir.results import FitResult
 from bayesmir.shrinkage import (
     MIN_MIRNAS,
+    NULL_PENALTY,
     beta_likelihood,
     kish_ess,
     log_marginal_by_component,
@@ -92,14 +93,20 @@ def test_learned_prior_recovers_the_null_fraction_and_covers():
     beta, b = null_and_effects(3000, seed=1)
     v = np.full(b.size, 0.09)
     weights = {i: np.ones(1) for i in range(b.size)}
-    grid = scale_grid([(b[i:i + 1], v[i:i + 1]) for i in range(b.size)], weights, list(range(b.size)))
-    log_marginals = np.array([log_marginal_by_component(np.ones(1), b[i:i + 1], v[i:i + 1], PRIOR_SD, grid)
-                              for i in range(b.size)])
-    pi = mixture_proportions(log_marginals, null_penalty=1.0)
-    # g's mass within +-0.1: truth 0.7 + 0.3 P(|N(0, 1)| < 0.1) = 0.724 (sigma << SE 0.3 are alike,
-    # so the split among small components is not identified, their total is)
-    near_zero = pi @ (2 * stats.norm.cdf(0.1 / grid) - 1)
+
+    def proportions(grid, penalty):
+        log_marginals = np.array([log_marginal_by_component(np.ones(1), b[i:i + 1], v[i:i + 1], PRIOR_SD, grid)
+                                  for i in range(b.size)])
+        return mixture_proportions(log_marginals, penalty)
+
+    # On a fine grid (from 0.003), without penalty, g's mass within +-0.1: truth 0.7 + 0.3 P(|N(0, 1)| < 0.1)
+    # = 0.724 (sigma << SE 0.3 are alike, so the split among small components is not identified, their total is)
+    fine = 0.003 * np.sqrt(2.0) ** np.arange(18)
+    near_zero = proportions(fine, 1.0) @ (2 * stats.norm.cdf(0.1 / fine) - 1)
     assert near_zero == pytest.approx(0.724, abs=0.06)
+    # the default grid and penalty: intervals cover at the nominal rate
+    grid = scale_grid([(b[i:i + 1], v[i:i + 1]) for i in range(b.size)], weights, list(range(b.size)))
+    pi = proportions(grid, NULL_PENALTY)
     covered, null_means = [], []
     for i in range(0, b.size, 10):
         mixture = GaussianMixture.of(*posterior_components(np.ones(1), b[i:i + 1], v[i:i + 1], PRIOR_SD, grid, pi))
