@@ -159,6 +159,10 @@ def fit(
     log_base: LogBaseOption = DEFAULT_LOG_BASE,
     pooling: Annotated[bool, typer.Option("--pooling/--no-pooling",
                                           help="Cross-miRNA empirical-Bayes priors (laplace only).")] = False,
+    shrinkage: Annotated[bool, typer.Option(
+        "--shrinkage/--no-shrinkage",
+        help="Empirical-Bayes slope-SD and fold-change priors learned across miRNAs, applied without "
+             "refitting (laplace; off with < 20 miRNAs).")] = True,
     jobs: Annotated[int, typer.Option("--jobs", help="Worker processes for methods that allow them "
                                       "(laplace); -1: one per core.")] = 1,
     scheduler: Annotated[str, typer.Option(
@@ -210,8 +214,9 @@ def fit(
         result = bayesmir.driver.fit(
             filtered, formula=formula, coef=coef, family=family.value, random_slope=random_slope,
             method=method.value, reference=parse_reference(reference), normalisation=normalisation.value,
-            pooling=pooling, seed=seed, n_jobs=jobs, scheduler=scheduler, progress=not quiet, mirnas=chosen,
-            delta=delta, level=level, log_base=log_base, out=out, overwrite=overwrite, resume=resume, retry_failed=retry_failed,
+            pooling=pooling, shrinkage=shrinkage, seed=seed, n_jobs=jobs, scheduler=scheduler,
+            progress=not quiet, mirnas=chosen, delta=delta, level=level, log_base=log_base, out=out,
+            overwrite=overwrite, resume=resume, retry_failed=retry_failed,
             **options,
         )
     except KeyboardInterrupt:

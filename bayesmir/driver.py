@@ -59,6 +59,7 @@ def fit(
     reduced: bool | None = None,
     mirnas: Sequence[str] | None = None,
     pooling: bool = False,
+    shrinkage: bool = True,
     delta: float = DEFAULT_DELTA,
     level: float = DEFAULT_LEVEL,
     log_base: str = DEFAULT_LOG_BASE,
@@ -122,6 +123,12 @@ def fit(
         priors of ``log theta``, the log isomiR-intercept SD and the log sample SD become normals
         fitted to the first pass's posterior medians (empirical Bayes; :func:`pooled_priors`),
         and every miRNA is fitted again with them.
+    shrinkage : bool
+        Empirical-Bayes priors learned across miRNAs and applied exactly to the fitted mixtures,
+        without refitting (``"laplace"``; :mod:`bayesmir.shrinkage`): a pooled half-normal scale of
+        the isomiR slope SDs and an adaptive scale-mixture prior on the log fold changes. Off
+        by itself (default priors, ``options["shrinkage_note"]`` says why) with fewer than 20
+        converged miRNAs.
     delta : float
         Threshold of ``P(|logFC| > delta)`` in the tables (natural log; default log 1.5, a
         1.5-fold change); stored in ``options`` and used by :meth:`FitResult.mirna_table`.
@@ -161,6 +168,7 @@ def fit(
     design = build_design(data.samples, formula, coef, reference, random_slope)
     problems = mirna_problems(data, design, normalisation, mirnas)
     extra = {"normalisation": normalisation, "reference": reference, "pooling": bool(pooling),
+             "shrinkage": bool(shrinkage),
              "delta": float(delta), "level": checked_level(level),
              "log_base": checked_log_base(log_base),
              "library_size": data.library_size.astype(float).to_dict(),

@@ -23,6 +23,7 @@ import numpy as np
 from scipy import optimize, special, stats
 
 MIXTURE_GROUP = "mixture"  # InferenceData group: weight (point), beta_mean/beta_sd (point, coef), psi
+EB_GROUP = "mixture_eb"  # the same under empirical-Bayes priors (bayesmir.shrinkage), over (component, coef)
 _BRACKET_SDS = 12.0  # quantile search bracket: every component's mean +- this many SDs
 
 

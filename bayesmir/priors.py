@@ -29,6 +29,12 @@ pooled_log_sd_isomir_sd)`` and ``log sd_sample ~ N(pooled_log_sd_sample_mean,
 pooled_log_sd_sample_sd)`` (per-sample effects such as RNA quality tend to be shared by
 miRNAs; with few samples their SD is poorly identified per miRNA). NaN (the default)
 means "not pooled".
+
+These are the priors each miRNA is fitted with. By default (``shrinkage=True``,
+:mod:`bayesmir.shrinkage`) the tables then use two priors learned across miRNAs, applied
+exactly to the fitted mixtures: a pooled half-normal scale for the slope SDs in place of
+``sd_slope_scale`` and an adaptive scale mixture of normals for the fold changes in place of
+``beta_sd``.
 """
 
 from __future__ import annotations

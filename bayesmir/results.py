@@ -32,11 +32,12 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from bayesmir import calls
+from bayesmir import calls, shrinkage
 from bayesmir.calls import DEFAULT_DELTA, DEFAULT_LEVEL
 from bayesmir.design import Design
 from bayesmir.inference.base import DIAGNOSTIC_COLUMNS
 from bayesmir.log_base import DEFAULT_LOG_BASE, checked_log_base, in_log_base
+from bayesmir.mixture import EB_GROUP
 from bayesmir.problem import problem_from_idata
 from bayesmir.summaries import coefficient_summary, lfsr, summary_columns
 
@@ -79,6 +80,9 @@ class FitResult:
         self.mirna_info = _mirna_info_frame(mirna_info, self.diagnostics)
         self.options = dict(options or {})
         self.filter_report = filter_report
+        self.posteriors, note = shrinkage.shrink_result(self)  # empirical-Bayes priors, when the run asks
+        if note is not None:
+            self.options["shrinkage_note"] = note
 
     def __repr__(self) -> str:
         n = len(self.diagnostics)
@@ -343,7 +347,8 @@ def _model_comparison(full, reduced) -> dict:
         return result
     lml = [fit.posterior.attrs.get("log_marginal_likelihood") for fit in (full, reduced)]
     if all(value is not None for value in lml):
-        result["log_bayes_factor"] = float(lml[0]) - float(lml[1])
+        shift = full[EB_GROUP].attrs["log_marginal_likelihood_shift"] if EB_GROUP in full.groups() else 0.0
+        result["log_bayes_factor"] = float(lml[0]) + float(shift) - float(lml[1])  # pooled slope prior
         se = [fit.posterior.attrs.get("log_marginal_likelihood_se", math.nan) for fit in (full, reduced)]
         result["log_bayes_factor_se"] = float(math.hypot(*se))
     try:

@@ -14,7 +14,13 @@ import arviz as az
 import numpy as np
 
 from bayesmir.calls import DEFAULT_DELTA, DEFAULT_LEVEL
-from bayesmir.mixture import MIXTURE_GROUP, GaussianMixture, p_abs_column, summarise_mixture
+from bayesmir.mixture import (
+    EB_GROUP,
+    MIXTURE_GROUP,
+    GaussianMixture,
+    p_abs_column,
+    summarise_mixture,
+)
 
 
 def summary_columns(delta: float) -> list[str]:
@@ -28,11 +34,11 @@ def coefficient_summary(idata, coef: str, level: float = DEFAULT_LEVEL, delta: f
     """Summary of ``beta[coef]`` of one fit (``idata`` None: every column NaN)."""
     if idata is None:
         return dict.fromkeys(summary_columns(delta), math.nan)
-    if MIXTURE_GROUP in idata.groups():
-        mixture = idata[MIXTURE_GROUP]
-        component = {"coef": coef}
-        return summarise_mixture(GaussianMixture.of(mixture["weight"].values, mixture["beta_mean"].sel(component).values,
-                                                    mixture["beta_sd"].sel(component).values), level, delta)
+    group = EB_GROUP if EB_GROUP in idata.groups() else MIXTURE_GROUP  # shrunk (bayesmir.shrinkage) if present
+    if group in idata.groups():
+        mixture = idata[group].sel(coef=coef)  # the mixture group's weights have no coef
+        return summarise_mixture(GaussianMixture.of(mixture["weight"].values, mixture["beta_mean"].values,
+                                                    mixture["beta_sd"].values), level, delta)
     draws = idata.posterior["beta"].sel(coef=coef).transpose("chain", "draw").values
     return summarise_draws(draws, level, delta)
 

@@ -9,7 +9,9 @@ paper fold changes, theta uniform in (5, 20); figures pool the replicates):
 - ``stress5v5``, ``stress10v10``: composition stress, 25% of miRNAs up (the most abundant
   among them), none down, no slopes.
 
-Methods: ``laplace_<normalisation>`` (``bayesmir.fit``, ``reduced=False``), ``laplace_robust_pooled``
+Methods: ``laplace_<normalisation>`` (``bayesmir.fit`` with its defaults, empirical-Bayes shrinkage on,
+``reduced=False``), ``laplace_robust_noshrink`` (``shrinkage=False``: the fixed default priors),
+``laplace_robust_pooled``
 (``pooling=True``), ``laplace_robust_pooled_noslope`` (the same two passes without the pooled
 ``sd_slope_scale``: ``pooled_priors(..., slope_scale=False)``), ``laplace_robust_scale05`` (half the default scales of ``sd_sample`` and
 ``sd_slope``), ``ml`` (``fit_frequentist``, offset ``log T`` as glmer.nb in miRglmm),
@@ -57,6 +59,7 @@ LAPLACE = {
     "laplace_total": {"normalisation": "total"},
     "laplace_median_ratio": {"normalisation": "median_ratio"},
     "laplace_robust": {"normalisation": "robust"},
+    "laplace_robust_noshrink": {"normalisation": "robust", "shrinkage": False},
     "laplace_robust_pooled": {"normalisation": "robust", "pooling": True},
     "laplace_robust_pooled_noslope": {"normalisation": "robust", "pooling": "noslope"},
     "laplace_robust_pooled_onestep": {"normalisation": "robust", "pooling": "onestep"},
@@ -113,7 +116,9 @@ def run_method(method: str, data, reference: dict) -> pd.DataFrame:
                 priors = dataclasses.replace(priors, sd_slope_scale=one_step_slope_scale(first))
             options.update(pooling=False, priors=priors)
         result = bayesmir.fit(data, reference=reference, reduced=False, progress=False, n_jobs=1, **options)
-        return bayes_columns(result)
+        columns = bayes_columns(result)
+        columns.attrs["note"] = result.options.get("shrinkage_note", "")
+        return columns
     if method in ("ml", "ml_robust"):
         design = build_design(data.samples, "~ group", reference=reference)
         normalisation = "robust" if method == "ml_robust" else "total"
@@ -174,14 +179,16 @@ def run_cell(cell: str, methods: list[str], n_mirnas: int, seed: int, replicates
     rows, fits = [], {}
     for method in sorted(methods, key=lambda m: m != "ml"):
         start = time.perf_counter()
-        fits[method] = pd.concat([run_method(method, sim.to_data(), sim.reference).assign(
-            miRNA=lambda t, r=r: f"r{r}:" + t["miRNA"]) for r, sim in enumerate(sims)], ignore_index=True)
+        parts = [run_method(method, sim.to_data(), sim.reference) for sim in sims]
+        notes = " | ".join(part.attrs.get("note", "") for part in parts).strip(" |")
+        fits[method] = pd.concat([part.assign(miRNA=lambda t, r=r: f"r{r}:" + t["miRNA"])
+                                  for r, part in enumerate(parts)], ignore_index=True)
         seconds = time.perf_counter() - start
         row = {"cell": cell, "method": method, "n_mirnas": n_mirnas, "replicates": replicates,
                "n_samples": len(sims[0].samples), "seed": seed + list(CELLS).index(cell),
-               "seconds": round(seconds, 1), **metrics(fits[method], truth, fits.get("ml"))}
+               "seconds": round(seconds, 1), **metrics(fits[method], truth, fits.get("ml")), "note": notes}
         rows.append(row)
-        print(pd.DataFrame([row]).to_string(index=False, header=len(rows) == 1), flush=True)
+        print(pd.DataFrame([row]).drop(columns="note").to_string(index=False, header=len(rows) == 1), flush=True)
     return rows
 
 
