@@ -9,13 +9,13 @@ mean: the docstring of :mod:`bayesmir.results` and docs/glossary.md.
 from __future__ import annotations
 
 import math
-import warnings
 
 import arviz as az
 import numpy as np
 
 from bayesmir.likelihood import pointwise_log_likelihood
 from bayesmir.problem import problem_from_idata
+from bayesmir.psis import loo_pointwise
 from bayesmir.summaries import coefficient_summary, lfsr
 
 COMPARISON_COLUMNS = ("elpd_diff", "elpd_diff_se", "log_bayes_factor", "log_bayes_factor_se")
@@ -108,16 +108,25 @@ def model_comparison(full, reduced) -> dict:
 
 
 def pointwise_elpd(idata: az.InferenceData) -> np.ndarray:
-    """PSIS-LOO pointwise ELPD (ArviZ), computing the log-likelihood in numpy when not stored."""
-    if "log_likelihood" not in idata.groups():
+    """PSIS-LOO pointwise ELPD (:func:`bayesmir.psis.loo_pointwise`, ArviZ's algorithm vectorised),
+    computing the log-likelihood in numpy when the fit does not store it."""
+    if "log_likelihood" in idata.groups():
+        (loglik,) = idata.log_likelihood.data_vars.values()
+    else:
         problem = problem_from_idata(idata)
-        family = idata.posterior.attrs.get("family", "nb")
-        loglik = pointwise_log_likelihood(idata.posterior, problem, family).to_dataset()
-        idata = az.InferenceData(posterior=idata.posterior, log_likelihood=loglik)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        loo = az.loo(idata, pointwise=True)
-    return np.asarray(loo.loo_i.values, dtype=float).ravel()
+        loglik = pointwise_log_likelihood(idata.posterior, problem, idata.posterior.attrs.get("family", "nb"))
+    loglik = loglik.transpose("chain", "draw", ...).values
+    n_chains, n_draws = loglik.shape[:2]
+    return loo_pointwise(loglik.reshape(n_chains * n_draws, -1), relative_efficiency(idata.posterior))
+
+
+def relative_efficiency(posterior) -> float:
+    """``az.loo``'s ``reff``: 1 for one chain, else the mean ESS of every posterior value over the draws."""
+    if posterior.sizes.get("chain", 1) == 1:
+        return 1.0
+    ess = az.ess(posterior, method="mean")
+    return float(np.hstack([ess[v].values.ravel() for v in ess.data_vars]).mean()
+                 / (posterior.sizes["chain"] * posterior.sizes["draw"]))
 
 
 def _draws(array) -> np.ndarray:
