@@ -12,12 +12,15 @@ import math
 
 import arviz as az
 import numpy as np
+import xarray as xr
 
 from bayesmir.likelihood import pointwise_log_likelihood
 from bayesmir.problem import problem_from_idata
 from bayesmir.psis import loo_pointwise
 from bayesmir.summaries import coefficient_summary, lfsr
 
+#: Group of a fit holding its PSIS-LOO pointwise ELPD (:func:`with_pointwise_elpd`).
+ELPD_GROUP = "pointwise_elpd"
 COMPARISON_COLUMNS = ("elpd_diff", "elpd_diff_se", "log_bayes_factor", "log_bayes_factor_se")
 
 
@@ -107,17 +110,44 @@ def model_comparison(full, reduced) -> dict:
     return result
 
 
+def with_pointwise_elpd(idata: az.InferenceData) -> az.InferenceData:
+    """``idata`` with its PSIS-LOO pointwise ELPD stored in group :data:`ELPD_GROUP` (``elpd_i``).
+
+    Called where each fit is made (a worker), so that the slope table later only subtracts two
+    stored vectors; a fit whose ELPD cannot be computed is returned as it is.
+    """
+    try:
+        loglik = _log_likelihood(idata)
+        values = _elpd(loglik, idata.posterior)
+    except (KeyError, ValueError, AttributeError):
+        return idata
+    elpd = xr.Dataset({"elpd_i": (loglik.dims[2:], values.reshape(loglik.shape[2:]))},
+                      coords={d: loglik[d].values for d in loglik.dims[2:] if d in loglik.coords})
+    idata.add_groups({ELPD_GROUP: elpd}, warn_on_custom_groups=False)
+    return idata
+
+
 def pointwise_elpd(idata: az.InferenceData) -> np.ndarray:
-    """PSIS-LOO pointwise ELPD (:func:`bayesmir.psis.loo_pointwise`, ArviZ's algorithm vectorised),
-    computing the log-likelihood in numpy when the fit does not store it."""
+    """PSIS-LOO pointwise ELPD: the stored one (:func:`with_pointwise_elpd`), else computed."""
+    if ELPD_GROUP in idata.groups():
+        return np.asarray(idata[ELPD_GROUP]["elpd_i"].values, dtype=float).ravel()
+    return _elpd(_log_likelihood(idata), idata.posterior)
+
+
+def _log_likelihood(idata: az.InferenceData) -> xr.DataArray:
+    """The stored pointwise log-likelihood, else computed in numpy; dims (chain, draw, ...)."""
     if "log_likelihood" in idata.groups():
         (loglik,) = idata.log_likelihood.data_vars.values()
     else:
         problem = problem_from_idata(idata)
         loglik = pointwise_log_likelihood(idata.posterior, problem, idata.posterior.attrs.get("family", "nb"))
-    loglik = loglik.transpose("chain", "draw", ...).values
-    n_chains, n_draws = loglik.shape[:2]
-    return loo_pointwise(loglik.reshape(n_chains * n_draws, -1), relative_efficiency(idata.posterior))
+    return loglik.transpose("chain", "draw", ...)
+
+
+def _elpd(loglik: xr.DataArray, posterior) -> np.ndarray:
+    """PSIS-LOO pointwise ELPD (:func:`bayesmir.psis.loo_pointwise`, ArviZ's algorithm vectorised)."""
+    values = loglik.values
+    return loo_pointwise(values.reshape(values.shape[0] * values.shape[1], -1), relative_efficiency(posterior))
 
 
 def relative_efficiency(posterior) -> float:

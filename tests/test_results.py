@@ -259,3 +259,19 @@ def test_tables_and_report_helpers_do_not_import_pymc(tmp_path):
     root = Path(__file__).resolve().parents[1]
     output = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert output.stdout.strip() == "False"
+
+
+def test_stored_pointwise_elpd_gives_the_same_slope_table():
+    """The ELPD stored where a fit is made (driver.fit_safely) is the one the table would compute."""
+    from mirna_sim import simulate_problem
+
+    from bayesmir.table_rows import ELPD_GROUP, with_pointwise_elpd
+
+    problem = simulate_problem(8, 4, seed=5, name="m")
+    rows = [diagnostics_row("m", "hand", converged=True)]
+    plain = FitResult({"m": draws_with_data(problem, 2, 1)}, rows, {"m": draws_with_data(problem, 1, 2)}, rows)
+    full, reduced = (with_pointwise_elpd(draws_with_data(problem, q, seed)) for q, seed in ((2, 1), (1, 2)))
+    assert ELPD_GROUP in full.groups() and full[ELPD_GROUP]["elpd_i"].dims == ("sample", "isomir")
+    stored = FitResult({"m": full}, rows, {"m": reduced}, rows)
+    pd.testing.assert_frame_equal(stored.slope_table(), plain.slope_table(), check_exact=True)
+    assert np.isfinite(stored.slope_table()["elpd_diff"]).all()
