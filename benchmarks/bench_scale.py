@@ -212,6 +212,11 @@ def summarise() -> None:
         f"{fits / (fits + tables + write):.0%} of it). Memory: {biggest['peak_gb']:.2f} GB peak at "
         f"{int(biggest['n_mirnas'])} x {int(biggest['n_samples'])} (target {TARGET_GB:.0f} GB); the per-miRNA "
         "state is one fit, so 2,000 miRNAs need what one miRNA at 500 samples needs plus the tables' rows."),
+        "", "## Notes", "",
+        ("- Where the brief's points (100-2,000 miRNAs; 40-500 samples at 100 miRNAs) would not fit in the "
+        "session on the shared machine they were cut (see the rows); the corner is extrapolated, not run."),
+        "- The first 25 x 40 row's `table rows` misses the ELPDs (timed from the second point on).",
+        "- Dask workers compile their own programs (warm-up happens in the parent): that is in their `fits`.",
     ]
     (RESULTS / "scale.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
