@@ -34,6 +34,7 @@ from bayesmir.problem import DEFAULT_NORMALISATION, MirnaProblem, mirna_problems
 from bayesmir.provenance import run_options, versions
 from bayesmir.results import FitResult
 from bayesmir.run_folder import RunFolder, data_sha256, read_result
+from bayesmir.table_rows import with_pointwise_elpd
 
 
 def mirna_seed(seed: int, mirna: str) -> int:
@@ -315,9 +316,15 @@ def _prepare(inference: Inference, problems: list[MirnaProblem]) -> None:
 
 
 def fit_safely(inference: Inference, problem: MirnaProblem, seed: int):
-    """``inference.fit_timed`` that returns ``(None, failure row)`` instead of raising."""
+    """``inference.fit_timed`` that returns ``(None, failure row)`` instead of raising.
+
+    The fit gets its PSIS-LOO pointwise ELPD here, where it is made (in a worker when there are
+    workers), so that building the slope table costs no model evaluation
+    (:func:`~bayesmir.table_rows.with_pointwise_elpd`).
+    """
     try:
-        return inference.fit_timed(problem, seed)
+        idata, row = inference.fit_timed(problem, seed)
     except Exception as error:  # noqa: BLE001 - one miRNA must never stop the run
         message = f"failed: {type(error).__name__}: {error}"
         return None, diagnostics_row(problem.mirna, inference.name, converged=False, message=message)
+    return (None if idata is None else with_pointwise_elpd(idata)), row

@@ -1,4 +1,4 @@
-"""The Bayesian isomiR mixed model as a PyMC graph, and its pointwise likelihood in numpy.
+"""The Bayesian isomiR mixed model as a PyMC graph (its pointwise likelihood in numpy: :mod:`bayesmir.likelihood`).
 
 One miRNA: counts ``C_ij`` of isomiR ``j`` in sample ``i`` follow
 
@@ -36,9 +36,9 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
-from scipy import special
 
 from bayesmir.errors import InputError
+from bayesmir.likelihood import pointwise_log_likelihood, posterior_predictive_draws  # noqa: F401 - re-exported
 from bayesmir.priors import Priors
 from bayesmir.problem import MirnaProblem, padded_counts, reduced_problem
 
@@ -310,73 +310,3 @@ def drop_padding(posterior: xr.Dataset, sequences: list[str]) -> xr.Dataset:
     names = [v for v in POSTERIOR_VARIABLES if v in posterior.data_vars]
     trimmed = posterior[names].isel(isomir=slice(0, len(sequences)))
     return trimmed.assign_coords(isomir=list(sequences))
-
-
-def linear_predictor(posterior: xr.Dataset, problem: MirnaProblem) -> np.ndarray:
-    """``log mu`` per draw, shape (chain, draw, sample, isomir), from posterior draws."""
-    beta = posterior["beta"].transpose("chain", "draw", "coef").values
-    tau = posterior["sample_effect"].transpose("chain", "draw", "sample").values
-    b = posterior["isomir_effect"].transpose("chain", "draw", "isomir", "re_term").values
-    fixed = np.einsum("np,cdp->cdn", problem.X, beta) + tau + np.asarray(problem.offset)
-    return fixed[..., None] + np.einsum("nq,cdjq->cdnj", problem.Z, b)
-
-
-def pointwise_log_likelihood(
-    posterior: xr.Dataset, problem: MirnaProblem, family: str = "nb"
-) -> xr.DataArray:
-    """Log-likelihood of every observation under every draw (for PSIS-LOO).
-
-    Parameters
-    ----------
-    posterior : xarray.Dataset
-        Posterior with the contract variables (no padding).
-    problem : MirnaProblem
-    family : {"nb", "poisson"}
-
-    Returns
-    -------
-    xarray.DataArray
-        Named ``count``, dims (chain, draw, sample, isomir).
-    """
-    log_mu = linear_predictor(posterior, problem)
-    y = problem.counts.astype(float)
-    if family == "nb":
-        theta = posterior["theta"].values[..., None, None]
-        log_theta_mu = np.logaddexp(np.log(theta), log_mu)
-        values = (
-            special.gammaln(y + theta) - special.gammaln(theta) - special.gammaln(y + 1)
-            + theta * (np.log(theta) - log_theta_mu) + y * (log_mu - log_theta_mu)
-        )
-    else:
-        values = y * log_mu - np.exp(log_mu) - special.gammaln(y + 1)
-    return xr.DataArray(
-        values,
-        dims=("chain", "draw", "sample", "isomir"),
-        coords={
-            "chain": posterior["chain"].values, "draw": posterior["draw"].values,
-            "sample": list(problem.samples), "isomir": list(problem.sequences),
-        },
-        name="count",
-    )
-
-
-def posterior_predictive_draws(
-    posterior: xr.Dataset, problem: MirnaProblem, family: str = "nb", seed: int = 0
-) -> xr.DataArray:
-    """Replicated counts, one per posterior draw (numpy; no model compile)."""
-    rng = np.random.default_rng(seed)
-    mu = np.exp(linear_predictor(posterior, problem))
-    if family == "nb":
-        theta = posterior["theta"].values[..., None, None]
-        values = rng.poisson(rng.gamma(theta, mu / theta))
-    else:
-        values = rng.poisson(mu)
-    return xr.DataArray(
-        values.astype(np.int64),
-        dims=("chain", "draw", "sample", "isomir"),
-        coords={
-            "chain": posterior["chain"].values, "draw": posterior["draw"].values,
-            "sample": list(problem.samples), "isomir": list(problem.sequences),
-        },
-        name="count",
-    )

@@ -51,7 +51,8 @@ def fitted_data_sha256(result) -> str | None:
     from bayesmir.problem import problem_from_idata
     from bayesmir.run_folder import data_sha256
 
-    fits = [result.posteriors[m] for m in result.mirnas if m in result.posteriors]
-    if not fits or not all({"observed_data", "constant_data"} <= set(f.groups()) for f in fits):
+    fitted = [m for m in result.mirnas if m in result.posteriors]  # fits read one at a time
+    if not fitted or not all({"observed_data", "constant_data"} <= set(result.posteriors[m].groups())
+                             for m in fitted):
         return None
-    return data_sha256(problem_from_idata(idata) for idata in fits)
+    return data_sha256(problem_from_idata(result.posteriors[m]) for m in fitted)

@@ -24,7 +24,6 @@ Tables (failed fits appear with NaN and ``flag = "failed: ..."``, unconverged on
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from pathlib import Path
 
@@ -35,12 +34,21 @@ import pandas as pd
 from bayesmir import calls, shrinkage
 from bayesmir.calls import DEFAULT_DELTA, DEFAULT_LEVEL
 from bayesmir.design import Design
+from bayesmir.fit_files import StoredPosteriors
 from bayesmir.inference.base import DIAGNOSTIC_COLUMNS
 from bayesmir.log_base import DEFAULT_LOG_BASE, checked_log_base, in_log_base
-from bayesmir.mixture import EB_GROUP
-from bayesmir.problem import problem_from_idata
-from bayesmir.summaries import coefficient_summary, lfsr, summary_columns
+from bayesmir.summaries import summary_columns
+from bayesmir.table_rows import (
+    COMPARISON_COLUMNS,
+    coef_names,
+    isomir_rows,
+    mirna_rows,
+    slope_rows,
+    slope_terms,
+)
 
+#: Default threshold of ``P(sd_slope > delta)`` in :meth:`FitResult.slope_table`.
+SLOPE_DELTA = 0.1
 DIAGNOSTIC_NUMERIC = ("seconds", "rhat", "ess_bulk", "ess_tail", "divergences", "bfmi", "ess_importance",
                      "pareto_k")
 
@@ -70,9 +78,9 @@ class FitResult:
         diagnostics_reduced=None, design: Design | None = None, mirna_info=None,
         options: dict | None = None, filter_report=None,
     ) -> None:
-        self.posteriors = dict(posteriors)
+        self.posteriors = _posterior_mapping(posteriors)
         self.diagnostics = _diagnostics_frame(diagnostics)
-        self.posteriors_reduced = dict(posteriors_reduced or {})
+        self.posteriors_reduced = _posterior_mapping(posteriors_reduced or {})
         self.diagnostics_reduced = (
             None if diagnostics_reduced is None else _diagnostics_frame(diagnostics_reduced)
         )
@@ -83,6 +91,7 @@ class FitResult:
         self.posteriors, note = shrinkage.shrink_result(self)  # empirical-Bayes priors, when the run asks
         if note is not None:
             self.options["shrinkage_note"] = note
+        self._cache: dict[tuple, pd.DataFrame] = {}
 
     def __repr__(self) -> str:
         n = len(self.diagnostics)
@@ -132,19 +141,8 @@ class FitResult:
         -------
         pandas.DataFrame
         """
-        delta, level = self._delta(delta), self._level(level)
-        rows = []
-        default = coefs or self._default_coefs()
-        for mirna in self.mirnas:
-            idata = self.posteriors.get(mirna)
-            names = coefs or (self._coef_names(idata) if idata is not None else default)
-            for coef in names:
-                rows.append({"miRNA": mirna, "coef": coef, **coefficient_summary(idata, coef, level, delta)})
-        table = pd.DataFrame(rows).reindex(columns=["miRNA", "coef", *summary_columns(delta)])
-        by_coef = table.groupby("coef", dropna=False)["lfsr"]
-        table["qvalue"] = by_coef.transform(calls.bayes_qvalues)
-        table["svalue"] = by_coef.transform(calls.svalues)
-        return in_log_base(self._with_flags(table), self._log_base(log_base), delta)
+        key = ("mirna", self._delta(delta), tuple(coefs) if coefs else None, self._level(level))
+        return in_log_base(self._tables(key)[0], self._log_base(log_base), key[1])
 
     def isomir_table(self, level: float | None = None, log_base: str | None = None) -> pd.DataFrame:
         """Per isomiR: own log fold change, deviation from the miRNA's, baseline share.
@@ -159,17 +157,9 @@ class FitResult:
             Monte Carlo error is that of ``draws``, and varies with the seed). ``level``,
             ``log_base``: as in :meth:`mirna_table`.
         """
-        tail = (1 - self._level(level)) / 2
-        rows = []
-        for mirna in self.mirnas:
-            idata = self.posteriors.get(mirna)
-            if idata is None:
-                rows.append({"miRNA": mirna})
-                continue
-            rows.extend(_isomir_rows(mirna, idata.posterior, self._coef_names(idata), tail))
-        return in_log_base(self._with_flags(pd.DataFrame(rows), extra=False), self._log_base(log_base))
+        return in_log_base(self._tables(("isomir", self._level(level)))[0], self._log_base(log_base))
 
-    def slope_table(self, delta: float = 0.1, level: float | None = None,
+    def slope_table(self, delta: float = SLOPE_DELTA, level: float | None = None,
                     log_base: str | None = None) -> pd.DataFrame:
         """Evidence for isomiR-specific slopes per miRNA (see the module docstring).
 
@@ -189,30 +179,50 @@ class FitResult:
             p_sd_slope_gt_<delta>, elpd_diff, elpd_diff_se, log_bayes_factor,
             log_bayes_factor_se``, then ``converged`` (both fits) and ``flag``.
         """
-        tail = (1 - self._level(level)) / 2
-        p_sd = f"p_sd_slope_gt_{delta:.3f}"
-        rows = []
-        for mirna in self.mirnas:
-            full = self.posteriors.get(mirna)
-            terms = [] if full is None else [str(t) for t in full.posterior["re_term"].values[1:]]
-            reduced = self.posteriors_reduced.get(mirna)
-            comparison = _model_comparison(full, reduced) if terms else {}
-            for term in terms or [None]:
-                row = {"miRNA": mirna, "term": term}
-                if term is not None:
-                    sd = _draws(full.posterior["sd_isomir"].sel(re_term=term))
-                    row.update(
-                        sd_slope_median=float(np.median(sd)),
-                        sd_slope_ci_low=float(np.quantile(sd, tail)),
-                        sd_slope_ci_high=float(np.quantile(sd, 1 - tail)),
-                        **{p_sd: float(np.mean(sd > delta))}, **comparison,
-                    )
-                rows.append(row)
-        columns = ["miRNA", "term", "sd_slope_median", "sd_slope_ci_low", "sd_slope_ci_high", p_sd,
-                   "elpd_diff", "elpd_diff_se", "log_bayes_factor", "log_bayes_factor_se"]
-        table = pd.DataFrame(rows).reindex(columns=columns)
-        table = self._with_flags(table, extra=False, both_models=True)
+        table = self._tables(("slope", float(delta), self._level(level)))[0]
         return in_log_base(table, self._log_base(log_base), delta)
+
+    def _tables(self, *keys: tuple) -> list[pd.DataFrame]:
+        """The tables of ``keys`` (``(name, *arguments)``), built in one pass over the miRNAs.
+
+        Each fit is looked up once per pass (read from the run folder when the result has
+        one) and dropped before the next, so memory does not grow with the number of miRNAs.
+        Tables are computed once per argument set and returned as copies.
+        """
+        missing = [key for key in dict.fromkeys(keys) if key not in self._cache]
+        if missing:
+            rows: dict[tuple, list] = {key: [] for key in missing}
+            default = None
+            for mirna in self.mirnas:
+                idata = self.posteriors.get(mirna)
+                for key in missing:
+                    if key[0] == "mirna":
+                        if not key[2] and idata is None and default is None:
+                            default = self._default_coefs()
+                        coefs = list(key[2] or (coef_names(idata) if idata is not None else default))
+                        rows[key].extend(mirna_rows(mirna, idata, coefs, level=key[3], delta=key[1]))
+                    elif key[0] == "isomir":
+                        rows[key].extend(isomir_rows(mirna, idata, (1 - key[1]) / 2))
+                    else:
+                        reduced = self.posteriors_reduced.get(mirna) if slope_terms(idata) else None
+                        rows[key].extend(slope_rows(mirna, idata, reduced, key[1], (1 - key[2]) / 2))
+            for key in missing:
+                self._cache[key] = self._finished(key, rows[key])
+        return [self._cache[key].copy() for key in keys]
+
+    def _finished(self, key: tuple, rows: list[dict]) -> pd.DataFrame:
+        """The table ``key`` from its per-miRNA rows: columns in order, run-wide columns, flags."""
+        if key[0] == "mirna":
+            table = pd.DataFrame(rows).reindex(columns=["miRNA", "coef", *summary_columns(key[1])])
+            by_coef = table.groupby("coef", dropna=False)["lfsr"]
+            table["qvalue"] = by_coef.transform(calls.bayes_qvalues)
+            table["svalue"] = by_coef.transform(calls.svalues)
+            return self._with_flags(table)
+        if key[0] == "isomir":
+            return self._with_flags(pd.DataFrame(rows), extra=False)
+        columns = ["miRNA", "term", "sd_slope_median", "sd_slope_ci_low", "sd_slope_ci_high",
+                   f"p_sd_slope_gt_{key[1]:.3f}", *COMPARISON_COLUMNS]
+        return self._with_flags(pd.DataFrame(rows).reindex(columns=columns), extra=False, both_models=True)
 
     def _delta(self, delta: float | None) -> float:
         """``delta`` or the run's (``options["delta"]``), else :data:`DEFAULT_DELTA`."""
@@ -231,11 +241,8 @@ class FitResult:
         if self.design is not None:
             return [c for c in self.design.coef_names if c != "Intercept"]
         for idata in self.posteriors.values():
-            return self._coef_names(idata)
+            return coef_names(idata)
         return [None]
-
-    def _coef_names(self, idata) -> list[str]:
-        return [str(c) for c in idata.posterior["coef"].values if str(c) != "Intercept"]
 
     def _with_flags(self, table: pd.DataFrame, extra: bool = True, both_models: bool = False):
         """Add sizes, ``converged``, ``flag`` (and diagnostics when ``extra``) per miRNA."""
@@ -293,7 +300,12 @@ class FitResult:
         """
         if self.diagnostics.empty:
             return {}
-        return {"mirna": self.mirna_table(), "isomir": self.isomir_table(), "slope": self.slope_table()}
+        level = self._level(None)
+        mirna, isomir, slope = self._tables(("mirna", self._delta(None), None, level), ("isomir", level),
+                                            ("slope", SLOPE_DELTA, level))
+        base = self._log_base(None)
+        return {"mirna": in_log_base(mirna, base, self._delta(None)), "isomir": in_log_base(isomir, base),
+                "slope": in_log_base(slope, base, SLOPE_DELTA)}
 
 
 def load_fit(path: str | Path) -> FitResult:
@@ -304,88 +316,19 @@ def load_fit(path: str | Path) -> FitResult:
     return load(path)
 
 
-# ---------------------------------------------------------------------- statistics
-def _draws(array) -> np.ndarray:
-    return np.asarray(array.values, dtype=float).ravel()
-
-
-def _isomir_rows(mirna: str, posterior, coef_names: list[str], tail: float) -> list[dict]:
-    """Rows of :meth:`FitResult.isomir_table` for one miRNA."""
-    effect = posterior["isomir_effect"].stack(s=("chain", "draw")).transpose("isomir", "re_term", "s")
-    terms = [str(t) for t in posterior["re_term"].values]
-    slopes = [t for t in terms[1:] if t in coef_names] or coef_names[:1]
-    levels = effect.sel(re_term=terms[0]).values
-    share = np.exp(levels - levels.max(axis=0))
-    share /= share.sum(axis=0)
-    rows = []
-    for coef in slopes:
-        beta = posterior["beta"].sel(coef=coef).stack(s=("chain", "draw")).values
-        for j, sequence in enumerate(posterior["isomir"].values):
-            deviation = effect.sel(re_term=coef).values[j] if coef in terms else np.zeros_like(beta)
-            rows.append({
-                "miRNA": mirna, "sequence": str(sequence), "coef": coef,
-                **_interval(beta + deviation, "logfc", tail), "logfc_lfsr": lfsr(beta + deviation),
-                **_interval(deviation, "deviation", tail), "deviation_lfsr": lfsr(deviation),
-                "baseline_share_estimate": float(share[j].mean()),
-                "baseline_share_ci_low": float(np.quantile(share[j], tail)),
-                "baseline_share_ci_high": float(np.quantile(share[j], 1 - tail)),
-            })
-    return rows
-
-
-def _interval(draws: np.ndarray, prefix: str, tail: float) -> dict:
-    return {f"{prefix}_estimate": float(draws.mean()), f"{prefix}_sd": float(draws.std(ddof=1)),
-            f"{prefix}_ci_low": float(np.quantile(draws, tail)),
-            f"{prefix}_ci_high": float(np.quantile(draws, 1 - tail))}
-
-
-def _model_comparison(full, reduced) -> dict:
-    """ELPD difference (PSIS-LOO) and log Bayes factor of full vs reduced, NaN when unavailable."""
-    result = {"elpd_diff": math.nan, "elpd_diff_se": math.nan, "log_bayes_factor": math.nan,
-              "log_bayes_factor_se": math.nan}
-    if full is None or reduced is None:
-        return result
-    lml = [fit.posterior.attrs.get("log_marginal_likelihood") for fit in (full, reduced)]
-    if all(value is not None for value in lml):
-        shift = full[EB_GROUP].attrs["log_marginal_likelihood_shift"] if EB_GROUP in full.groups() else 0.0
-        result["log_bayes_factor"] = float(lml[0]) + float(shift) - float(lml[1])  # pooled slope prior
-        se = [fit.posterior.attrs.get("log_marginal_likelihood_se", math.nan) for fit in (full, reduced)]
-        result["log_bayes_factor_se"] = float(math.hypot(*se))
-    try:
-        pointwise = [_pointwise_elpd(fit) for fit in (full, reduced)]
-    except (KeyError, ValueError, AttributeError):
-        return result
-    difference = pointwise[0] - pointwise[1]
-    result["elpd_diff"] = float(difference.sum())
-    result["elpd_diff_se"] = float(math.sqrt(difference.size * difference.var()))
-    return result
-
-
-def _pointwise_elpd(idata: az.InferenceData) -> np.ndarray:
-    """PSIS-LOO pointwise ELPD, recomputing the log-likelihood from constant_data if needed."""
-    import warnings
-
-    if "log_likelihood" not in idata.groups():
-        from bayesmir.model import pointwise_log_likelihood
-
-        problem = problem_from_idata(idata)
-        family = idata.posterior.attrs.get("family", "nb")
-        loglik = pointwise_log_likelihood(idata.posterior, problem, family).to_dataset()
-        idata = az.InferenceData(posterior=idata.posterior, log_likelihood=loglik)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        loo = az.loo(idata, pointwise=True)
-    return np.asarray(loo.loo_i.values, dtype=float).ravel()
-
-
+# ---------------------------------------------------------------------- flags, frames and files
 def _flag(row: pd.Series) -> str:
     if bool(row["converged"]):
         return ""
     message = str(row["message"] or "")
     return message if message.startswith("failed") else f"not converged: {message}"
 
+def _posterior_mapping(posteriors):
+    """A run folder's fits stay where they are (read when looked up); anything else becomes a dict."""
+    posteriors = getattr(posteriors, "fits", posteriors)  # shrunk fits: shrunk again by FitResult
+    return posteriors if isinstance(posteriors, StoredPosteriors) else dict(posteriors)
 
-# ---------------------------------------------------------------------- frames and files
+
 def _diagnostics_frame(rows) -> pd.DataFrame:
     frame = pd.DataFrame(rows).reindex(columns=list(DIAGNOSTIC_COLUMNS))
     frame["converged"] = frame["converged"].fillna(False).astype(bool)

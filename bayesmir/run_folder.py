@@ -5,7 +5,8 @@ A run into ``OUT`` works in the sibling folder ``OUT.partial``:
 1. ``manifest.json`` first: the run's fingerprint (SHA-256 of the data as fitted — counts,
    offsets, designs, names — and of the options: method, family, priors, seed, ...) and the
    package versions. Strict JSON (``null``, never ``NaN``), no paths.
-2. Each finished fit once, as it finishes: ``posteriors/<kind>/<id>.nc`` then its
+2. Each finished fit once, as it finishes: ``posteriors/<kind>/<id>.npz``
+   (:mod:`bayesmir.fit_files`) then its
    diagnostics row ``fits/<kind>/<id>.json`` (the row is the commit mark), each written to a
    temporary name and renamed (``os.replace``), so a file is either complete or absent.
 3. At the end the tables, ``diagnostics*.csv``, ``mirna_info.csv`` and ``run.json`` (last),
@@ -26,7 +27,6 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import math
 import os
 import shutil
 from collections.abc import Iterable, Iterator
@@ -37,6 +37,15 @@ import numpy as np
 import pandas as pd
 
 from bayesmir.errors import InputError
+from bayesmir.fit_files import (
+    FIT_SUFFIX,
+    StoredPosteriors,
+    fit_id,
+    strict_json,
+    write_csv,
+    write_idata,
+    write_json,
+)
 
 #: Files and folders a run consists of (what ``overwrite`` may remove).
 RUN_ENTRIES = (
@@ -63,48 +72,6 @@ def data_sha256(problems: Iterable) -> str:
             array = np.ascontiguousarray(array, dtype=np.int64 if array is problem.counts else float)
             digest.update(str(array.shape).encode() + array.tobytes())
     return digest.hexdigest()
-
-
-def fit_id(mirna: str) -> str:
-    """File-name-safe id of a miRNA (its name may hold any character)."""
-    return hashlib.sha256(mirna.encode()).hexdigest()[:20]
-
-
-def strict_json(value):
-    """``value`` with NaN/inf as None and numpy scalars/arrays as Python values (for ``allow_nan=False``)."""
-    if isinstance(value, dict):
-        return {str(k): strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict_json(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return strict_json(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
-
-
-def write_atomically(path: Path, write) -> None:
-    """``write(temporary path)`` then rename onto ``path``: the file is whole or absent."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-
-
-def write_json(path: Path, value) -> None:
-    text = json.dumps(strict_json(value), indent=1, allow_nan=False)
-    write_atomically(path, lambda p: p.write_text(text))
-
-
-def write_csv(path: Path, frame: pd.DataFrame, index: bool = False) -> None:
-    write_atomically(path, lambda p: frame.to_csv(p, index=index))
 
 
 # ---------------------------------------------------------------------- the folder
@@ -142,7 +109,7 @@ class RunFolder:
 
     def __enter__(self) -> Self:
         with _output_errors(self.out):
-            self._check_target()
+            check_target(self.out, self.overwrite, self.retry_failed)
             self.out.parent.mkdir(parents=True, exist_ok=True)
             self._lock = _acquire_lock(self.lock_path, self.out)
             try:
@@ -156,9 +123,6 @@ class RunFolder:
         self._release()
 
     # ---------------------------------------------------------------- opening
-    def _check_target(self) -> None:
-        check_target(self.out, self.overwrite, self.retry_failed)
-
     def _open_partial(self) -> None:
         if self.partial.exists() and not (self.resume or self.overwrite):
             raise RunFolderError(f"{self.partial}: an interrupted run is there; continue it with --resume "
@@ -197,9 +161,8 @@ class RunFolder:
         name = fit_id(mirna)
         posterior = None
         if idata is not None:
-            posterior = f"{name}.nc"
-            write_atomically(self.partial / "posteriors" / kind / posterior,
-                             lambda p: idata.to_netcdf(str(p)))
+            posterior = f"{name}{FIT_SUFFIX}"
+            write_idata(self.partial / "posteriors" / kind / posterior, idata)
         write_json(self.partial / "fits" / kind / f"{name}.json",
                    {"miRNA": mirna, "posterior": posterior, "row": row})
         self.done[(kind, mirna)] = row
@@ -207,7 +170,9 @@ class RunFolder:
     def commit(self, result) -> Path:
         """Write ``result``'s tables and summaries into the partial folder, then swap it into place.
 
-        ``result`` must be the run read from the partial folder (:func:`read_result`).
+        The tables are built miRNA by miRNA (:meth:`FitResult.tables`), so a result read from
+        the partial folder (:func:`read_result`) never holds more than one fit in memory. A
+        result whose fits are read from a folder reads them from ``out`` afterwards.
         """
         folder = self.partial
         write_csv(folder / "diagnostics.csv", result.diagnostics)
@@ -218,10 +183,12 @@ class RunFolder:
             write_csv(folder / "filter_report.csv", result.filter_report)
         for name, table in result.tables().items():
             write_csv(folder / f"{name}_table.csv", table)
-        files = {kind: _posterior_files(folder, kind) for kind in KINDS}
+        files = _posterior_files(folder)
         write_json(folder / "run.json", {"options": result.options, "files": files,
                                          "design": _design_dict(result.design)})
         _swap(folder, self.out)
+        result.posteriors = _moved(result.posteriors, _stored(self.out, "full", files["full"]))
+        result.posteriors_reduced = _moved(result.posteriors_reduced, _stored(self.out, "reduced", files["reduced"]))
         return self.out
 
     def _release(self) -> None:
@@ -255,18 +222,18 @@ def is_run(folder: Path) -> bool:
 
 def read_result(folder: Path, order: list[str], design, mirna_info: dict, options: dict,
                 filter_report=None, reduced: bool = False):
-    """The :class:`~bayesmir.results.FitResult` of the fits stored in ``folder``, rows in ``order``."""
+    """The :class:`~bayesmir.results.FitResult` of the fits stored in ``folder``, rows in ``order``.
+
+    Its posteriors are read from ``folder`` when looked up (:class:`StoredPosteriors`).
+    """
     from bayesmir.results import FitResult
 
-    stored = {kind: {} for kind in KINDS}
-    for (kind, mirna), (row, posterior) in _read_entries(folder).items():
-        stored[kind][mirna] = (row, posterior)
-    posteriors, rows = {}, {}
+    entries = _read_entries(folder)
+    rows, posteriors = {}, {}
     for kind in KINDS:
-        entries = [(m, *stored[kind][m]) for m in order if m in stored[kind]]
-        rows[kind] = [row for _, row, _ in entries]
-        names = {m: p for m, _, p in entries if p is not None}
-        posteriors[kind] = _load_posteriors(names, folder / "posteriors" / kind)
+        stored = [(m, *entries[(kind, m)]) for m in order if (kind, m) in entries]
+        rows[kind] = [row for _, row, _ in stored]
+        posteriors[kind] = _stored(folder, kind, {m: p for m, _, p in stored if p is not None})
     return FitResult(
         posteriors=posteriors["full"], diagnostics=rows["full"], posteriors_reduced=posteriors["reduced"],
         diagnostics_reduced=rows["reduced"] if reduced else None, design=design, mirna_info=mirna_info,
@@ -307,9 +274,9 @@ def load_fit(path):
     manifest = json.loads((path / "run.json").read_text())
     reduced_file, filter_file = path / "diagnostics_reduced.csv", path / "filter_report.csv"
     return FitResult(
-        posteriors=_load_posteriors(manifest["files"]["full"], path / "posteriors" / "full"),
+        posteriors=_stored(path, "full", manifest["files"]["full"]),
         diagnostics=_read_diagnostics(path / "diagnostics.csv"),
-        posteriors_reduced=_load_posteriors(manifest["files"]["reduced"], path / "posteriors" / "reduced"),
+        posteriors_reduced=_stored(path, "reduced", manifest["files"]["reduced"]),
         diagnostics_reduced=_read_diagnostics(reduced_file) if reduced_file.is_file() else None,
         design=_design_from_dict(manifest["design"]),
         mirna_info=pd.read_csv(path / "mirna_info.csv", index_col=0, float_precision="round_trip"),
@@ -399,16 +366,28 @@ def _forget_failed(folder: Path) -> None:
                 path.unlink()
 
 
-def _posterior_files(folder: Path, kind: str) -> dict[str, str]:
-    return {mirna: posterior for (k, mirna), (_, posterior) in _read_entries(folder).items()
-            if k == kind and posterior is not None}
+def _posterior_files(folder: Path) -> dict[str, dict[str, str]]:
+    """``kind -> {miRNA: posterior file}`` of the fits stored in ``folder``."""
+    files = {kind: {} for kind in KINDS}
+    for (kind, mirna), (_, posterior) in _read_entries(folder).items():
+        if posterior is not None:
+            files[kind][mirna] = posterior
+    return files
 
 
-def _load_posteriors(files: dict[str, str], folder: Path) -> dict:
-    import arviz as az
+def _moved(posteriors, stored: StoredPosteriors):
+    """``posteriors`` read from ``stored`` (where their files now are) if they were read from files,
+    directly or under the empirical-Bayes groups (:class:`bayesmir.shrinkage.ShrunkPosteriors`)."""
+    if isinstance(posteriors, StoredPosteriors):
+        return stored
+    if isinstance(getattr(posteriors, "fits", None), StoredPosteriors):
+        return type(posteriors)(stored, posteriors.groups)
+    return posteriors
 
-    with az.rc_context({"data.load": "eager"}):
-        return {mirna: az.from_netcdf(str(folder / name)) for mirna, name in files.items()}
+
+def _stored(folder: Path, kind: str, files: dict[str, str]) -> StoredPosteriors:
+    """The fits of ``kind`` in run folder ``folder``, read when looked up."""
+    return StoredPosteriors(Path(folder) / "posteriors" / kind, files)
 
 
 def _design_dict(design) -> dict | None:

@@ -33,7 +33,9 @@ priors and ``options["shrinkage_note"]`` says so.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 
+import arviz as az
 import numpy as np
 import xarray as xr
 from scipy import optimize, special
@@ -105,16 +107,61 @@ def shrink(posteriors: dict, converged: set, priors: Priors, coefs: list[str],
     return result, "; ".join(notes)
 
 
-def shrink_result(result) -> tuple[dict, str | None]:
+def shrink_result(result) -> tuple[Mapping, str | None]:
     """:func:`shrink` of a :class:`~bayesmir.results.FitResult`'s full-model fits, with its priors,
     converged miRNAs and non-intercept coefficients, when ``result.options["shrinkage"]``; else its
-    fits without :data:`EB_GROUP` (a shrunk run read back with the option off) and no note."""
+    fits without :data:`EB_GROUP` (a shrunk run read back with the option off) and no note.
+
+    The priors are learned from each fit's small ``mixture`` group (one pass over the fits, each
+    dropped before the next), and the returned mapping attaches a fit's :data:`EB_GROUP` when it
+    is looked up: a run read from its folder stays on disk, so memory does not grow with the
+    number of miRNAs.
+    """
     if not result.options.get("shrinkage"):
-        return {name: _without_eb(idata) for name, idata in result.posteriors.items()}, None
+        return ShrunkPosteriors(result.posteriors, {}), None
     converged = set(result.diagnostics.loc[result.diagnostics["converged"].astype(bool), "miRNA"])
     priors = Priors(**result.options.get("priors", {}))
     coefs = [coef for coef in result._default_coefs() if coef is not None]
-    return shrink(result.posteriors, converged, priors, coefs)
+    light = {name: _mixture_only(idata) for name, idata in result.posteriors.items()}
+    shrunk, note = shrink({name: idata for name, idata in light.items() if idata is not None},
+                          converged, priors, coefs)
+    groups = {name: idata[EB_GROUP] for name, idata in shrunk.items() if EB_GROUP in idata.groups()}
+    return ShrunkPosteriors(result.posteriors, groups), note
+
+
+class ShrunkPosteriors(Mapping):
+    """``miRNA -> InferenceData`` of ``fits`` with each one's :data:`EB_GROUP` (``groups``) attached
+    when looked up (and any stored one dropped); fits are otherwise read as ``fits`` gives them."""
+
+    def __init__(self, fits: Mapping, groups: dict) -> None:
+        self.fits = fits
+        self.groups = dict(groups)
+
+    def __getitem__(self, mirna: str):
+        idata = self.fits[mirna]
+        parts = {group: idata[group] for group in idata.groups() if group != EB_GROUP}
+        if mirna in self.groups:
+            parts[EB_GROUP] = self.groups[mirna]
+        return az.InferenceData(**parts, warn_on_custom_groups=False)
+
+    def __contains__(self, mirna) -> bool:
+        return mirna in self.fits
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.fits)
+
+    def __len__(self) -> int:
+        return len(self.fits)
+
+
+def _mixture_only(idata):
+    """What :func:`shrink` reads of a fit: its ``mixture`` group and the posterior's SDs (``None``
+    without a mixture)."""
+    if MIXTURE_GROUP not in idata.groups():
+        return None
+    names = [name for name in ("sd_isomir", "theta") if name in idata.posterior.data_vars]
+    return az.InferenceData(posterior=idata.posterior[names], **{MIXTURE_GROUP: idata[MIXTURE_GROUP]},
+                            warn_on_custom_groups=False)
 
 
 def _without_eb(idata):

@@ -83,7 +83,8 @@ def test_sigkill_then_resume_gives_identical_tables(small, tmp_path):
     out = tmp_path / "killed"
     process = start(small, out)
     wait_for_fits(out, process)
-    second = bayesmir(*fit_args(small, out))  # the first still holds the lock
+    process.send_signal(signal.SIGSTOP)  # frozen while it holds the lock (its fits take ~0.1 s each)
+    second = bayesmir(*fit_args(small, out))
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert second.returncode == 2 and "another bayesmir process" in one_error_line(second.stderr)

@@ -230,3 +230,19 @@ def test_import_r_results_uses_the_boundary_mixture_for_one_df(tmp_path):
         path, index=False)
     table = import_r_results(path)
     assert table.loc[0, "lrt_p_mixture"] == pytest.approx(0.5 * 0.08326451666355039, rel=1e-9)
+
+
+def test_tables_given_are_used_instead_of_building_them():
+    """compare(fit, freq, tables=fit's tables) gives the same result and builds no table itself."""
+
+    class TablesOnce(FakeFit):
+        def mirna_table(self):
+            raise AssertionError("mirna_table built again")
+
+        def slope_table(self):
+            raise AssertionError("slope_table built again")
+
+    tables = {"mirna": FakeFit().mirna_table(), "slope": FakeFit().slope_table()}
+    given = compare(TablesOnce(), freq_table(), tables=tables)
+    pd.testing.assert_frame_equal(given.table, compare(FakeFit(), freq_table()).table)
+    assert given.summary == pytest.approx(compare(FakeFit(), freq_table()).summary, nan_ok=True)

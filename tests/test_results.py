@@ -183,3 +183,95 @@ def test_mixture_group_is_summarised_exactly_and_survives_netcdf(tmp_path):
     assert row["sd"] == pytest.approx(math.sqrt(1.25), abs=1e-12)
     assert row["median"] == pytest.approx(0.0, abs=1e-8)
     assert row["lfsr"] == pytest.approx(0.5, abs=1e-12)
+
+
+def draws_with_data(problem, q: int, seed: int) -> az.InferenceData:
+    """Posterior draws near the simulation's values for ``problem`` (``q`` random-effect terms), with
+    the counts and design stored as laplace and nuts store them."""
+    rng = np.random.default_rng(seed)
+    shape, n, m = (1, 400), problem.n_samples, problem.n_isomirs
+    coefs, terms = problem.coef_names, problem.re_names[:q]
+    posterior = xr.Dataset(
+        {"beta": (("chain", "draw", "coef"), rng.normal([2.0, 0.3], 0.1, (*shape, 2))),
+         "sample_effect": (("chain", "draw", "sample"), rng.normal(0, 0.1, (*shape, n))),
+         "isomir_effect": (("chain", "draw", "isomir", "re_term"), rng.normal(0, 0.3, (*shape, m, q))),
+         "sd_isomir": (("chain", "draw", "re_term"), np.abs(rng.normal(0.5, 0.1, (*shape, q)))),
+         "theta": (("chain", "draw"), rng.gamma(20.0, 0.5, shape))},
+        coords={"coef": coefs, "re_term": terms, "isomir": problem.sequences, "sample": problem.samples},
+        attrs={"family": "nb", "log_marginal_likelihood": -10.0 * q},
+    )
+    observed = xr.Dataset({"count": (("sample", "isomir"), problem.counts)},
+                          coords={"sample": problem.samples, "isomir": problem.sequences})
+    constant = xr.Dataset({"offset": (("sample",), problem.offset), "X": (("sample", "coef"), problem.X),
+                           "Z": (("sample", "re_term"), problem.Z[:, :q])},
+                          coords={"sample": problem.samples, "coef": coefs, "re_term": terms})
+    return az.InferenceData(posterior=posterior, observed_data=observed, constant_data=constant)
+
+
+def scipy_elpd(idata, problem) -> np.ndarray:
+    """PSIS-LOO pointwise ELPD with the log-likelihood written independently with scipy.stats.nbinom."""
+    post = idata.posterior
+    b = post["isomir_effect"].values
+    z = idata.constant_data["Z"].values
+    log_mu = (np.asarray(problem.offset)[None, None, :, None]
+              + np.einsum("np,cdp->cdn", problem.X, post["beta"].values)[..., None]
+              + post["sample_effect"].values[..., None] + np.einsum("nq,cdjq->cdnj", z, b))
+    theta = post["theta"].values[..., None, None]
+    mu = np.exp(log_mu)
+    loglik = stats.nbinom.logpmf(problem.counts[None, None], theta, theta / (theta + mu))
+    both = az.InferenceData(posterior=post, log_likelihood=xr.Dataset({"y": (("chain", "draw", "i", "j"), loglik)}))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return az.loo(both, pointwise=True).loo_i.values.ravel()
+
+
+def test_elpd_difference_against_scipy_likelihood():
+    """elpd_diff of the slope table equals PSIS-LOO on a log-likelihood written with scipy's NB."""
+    from mirna_sim import simulate_problem
+
+    problem = simulate_problem(8, 4, seed=5, name="m")
+    full, reduced = draws_with_data(problem, 2, seed=1), draws_with_data(problem, 1, seed=2)
+    rows = [diagnostics_row("m", "hand", converged=True)]
+    row = FitResult({"m": full}, rows, {"m": reduced}, rows).slope_table().iloc[0]
+    difference = scipy_elpd(full, problem) - scipy_elpd(reduced, problem)
+    assert row["elpd_diff"] == pytest.approx(difference.sum(), rel=1e-9)
+    assert row["elpd_diff_se"] == pytest.approx(math.sqrt(difference.size * difference.var()), rel=1e-9)
+    assert row["log_bayes_factor"] == pytest.approx(-10.0, abs=1e-12)
+
+
+def test_tables_and_report_helpers_do_not_import_pymc(tmp_path):
+    """The tables (PSIS-LOO included) and the run folder need no PyMC (it costs seconds to import)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.path.insert(0, 'tests'); from test_results import *; from mirna_sim import simulate_problem\n"
+        "p = simulate_problem(8, 4, seed=5, name='m'); rows = [diagnostics_row('m', 'hand', converged=True)]\n"
+        "fit = FitResult({'m': draws_with_data(p, 2, 1)}, rows, {'m': draws_with_data(p, 1, 2)}, rows)\n"
+        f"fit.save({str(tmp_path / 'run')!r}); t = load_fit({str(tmp_path / 'run')!r}).tables()\n"
+        "assert np.isfinite(t['slope']['elpd_diff']).all()\n"
+        "print('pymc' in sys.modules)"
+    )
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    output = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert output.stdout.strip() == "False"
+
+
+def test_stored_pointwise_elpd_gives_the_same_slope_table():
+    """The ELPD stored where a fit is made (driver.fit_safely) is the one the table would compute."""
+    from mirna_sim import simulate_problem
+
+    from bayesmir.table_rows import ELPD_GROUP, with_pointwise_elpd
+
+    problem = simulate_problem(8, 4, seed=5, name="m")
+    rows = [diagnostics_row("m", "hand", converged=True)]
+    plain = FitResult({"m": draws_with_data(problem, 2, 1)}, rows, {"m": draws_with_data(problem, 1, 2)}, rows)
+    full, reduced = (with_pointwise_elpd(draws_with_data(problem, q, seed)) for q, seed in ((2, 1), (1, 2)))
+    assert ELPD_GROUP in full.groups() and full[ELPD_GROUP]["elpd_i"].dims == ("sample", "isomir")
+    stored = FitResult({"m": full}, rows, {"m": reduced}, rows)
+    pd.testing.assert_frame_equal(stored.slope_table(), plain.slope_table(), check_exact=True)
+    assert np.isfinite(stored.slope_table()["elpd_diff"]).all()

@@ -3,14 +3,19 @@ refusals, resume fingerprints, the lock, --retry-failed, save/load."""
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 
+import pandas as pd
 import pytest
 import xarray as xr
+from mirna_sim import simulate_problem
 from test_driver import FakeInference, isomir_data, problems
 
-from bayesmir import load_fit
+from bayesmir import fit_files, load_fit
 from bayesmir.driver import fit
+from bayesmir.fit_files import StoredPosteriors
 from bayesmir.run_folder import RunFolder, RunFolderError
 
 
@@ -91,3 +96,75 @@ def test_save_and_load_round_trip(tmp_path):
     loaded = load_fit(path)
     assert loaded.mirnas == result.mirnas
     assert loaded.diagnostics["converged"].tolist() == result.diagnostics["converged"].tolist()
+
+
+def without_timings(table: pd.DataFrame) -> pd.DataFrame:
+    return table.drop(columns=["seconds"], errors="ignore")
+
+
+def test_streamed_tables_equal_in_memory_tables(tmp_path):
+    """A run streamed to a folder reads its fits from there (nothing held) and builds the same tables
+    as the same run kept in memory; the written CSVs are those tables; so does the loaded run."""
+    streamed = run(tmp_path, seed=4, reduced=True)
+    memory = fit(isomir_data(problems()), method=FakeInference(), progress=False, seed=4, reduced=True)
+    loaded = load_fit(tmp_path / "run")
+    assert isinstance(streamed.posteriors, StoredPosteriors) and isinstance(loaded.posteriors, StoredPosteriors)
+    assert streamed.posteriors.folder == tmp_path / "run" / "posteriors" / "full"  # not the .partial
+    assert isinstance(memory.posteriors, dict)
+    for name, table in memory.tables().items():
+        for other in (streamed, loaded):
+            pd.testing.assert_frame_equal(without_timings(other.tables()[name]), without_timings(table),
+                                          check_dtype=False)  # optimizer_status: None (memory) or NaN
+        written = pd.read_csv(tmp_path / "run" / f"{name}_table.csv")
+        assert written["miRNA"].tolist() == table["miRNA"].tolist()
+
+
+def test_tables_hold_one_fit_at_a_time(tmp_path, monkeypatch):
+    """Building the tables of a folder-backed run of 12 miRNAs never keeps more than the fits of one
+    miRNA (full and reduced) alive: memory does not grow with the number of miRNAs."""
+    many = [simulate_problem(12, 2 + k % 4, seed=k, name=f"mir-{k:02d}") for k in range(12)]
+    fit(isomir_data(many), method=FakeInference(), progress=False, out=tmp_path / "run", reduced=True)
+    loaded = load_fit(tmp_path / "run")
+    alive, most = [], [0]
+    read = fit_files.read_idata
+
+    def counting(path):
+        gc.collect()
+        most[0] = max(most[0], sum(ref() is not None for ref in alive))
+        idata = read(path)
+        alive.append(weakref.ref(idata))
+        return idata
+
+    monkeypatch.setattr(fit_files, "read_idata", counting)
+    tables = loaded.tables()
+    assert len(alive) == 24 and most[0] <= 2  # one miRNA's full and reduced fits
+    assert tables["mirna"]["miRNA"].nunique() == 12
+    assert loaded.mirna_table() is not tables["mirna"] and len(alive) == 24  # built once, copies returned
+
+
+def test_runs_with_netcdf_fits_still_load(tmp_path):
+    """A run folder of an earlier version (fits as netCDF .nc) loads and gives the same tables."""
+    run(tmp_path, seed=2)
+    before = load_fit(tmp_path / "run")
+    table, posterior = before.mirna_table(), before.posteriors["mir-1"].posterior
+    manifest = json.loads((tmp_path / "run" / "run.json").read_text())
+    for mirna, name in manifest["files"]["full"].items():
+        folder = tmp_path / "run" / "posteriors" / "full"
+        fit_files.read_idata(folder / name).to_netcdf(str(folder / name.replace(".npz", ".nc")))
+        (folder / name).unlink()
+        manifest["files"]["full"][mirna] = name.replace(".npz", ".nc")
+    (tmp_path / "run" / "run.json").write_text(json.dumps(manifest))
+    after = load_fit(tmp_path / "run")
+    pd.testing.assert_frame_equal(after.mirna_table(), table)
+    xr.testing.assert_equal(after.posteriors["mir-1"].posterior, posterior)
+
+
+def test_saving_a_loaded_run_over_itself_keeps_it_readable(tmp_path):
+    """load_fit(A).save(A): the fits are read from A while the new run is written beside it; the
+    result then reads them from the new A."""
+    run(tmp_path, seed=3)
+    loaded = load_fit(tmp_path / "run")
+    table = loaded.mirna_table()
+    loaded.save(tmp_path / "run")
+    xr.testing.assert_equal(loaded.posteriors["mir-1"].posterior, load_fit(tmp_path / "run").posteriors["mir-1"].posterior)
+    pd.testing.assert_frame_equal(load_fit(tmp_path / "run").mirna_table(), table)

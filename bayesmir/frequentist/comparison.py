@@ -70,7 +70,8 @@ class ComparisonResult:
         )
 
 
-def compare(fit, freq: pd.DataFrame, coef: str | None = None, alpha: float = 0.05) -> ComparisonResult:
+def compare(fit, freq: pd.DataFrame, coef: str | None = None, alpha: float = 0.05,
+            tables: dict | None = None) -> ComparisonResult:
     """Compare a Bayesian fit with frequentist results miRNA by miRNA.
 
     Parameters
@@ -85,12 +86,15 @@ def compare(fit, freq: pd.DataFrame, coef: str | None = None, alpha: float = 0.0
         Coefficient to compare; default the first in the Bayesian table.
     alpha : float
         Level of the calls.
+    tables : dict, optional
+        The fit's tables already built (``FitResult.tables()``: ``"mirna"`` and ``"slope"``),
+        used instead of building them again.
 
     Returns
     -------
     ComparisonResult
     """
-    bayes = _bayes_side(fit, coef)
+    bayes = _bayes_side(fit, coef, tables or {})
     coef = str(bayes["coef"].iloc[0]) if len(bayes) else coef
     table = pd.merge(bayes, _freq_side(freq, coef), on="miRNA", how="outer", sort=True)
     table["coef"] = coef
@@ -101,9 +105,10 @@ def compare(fit, freq: pd.DataFrame, coef: str | None = None, alpha: float = 0.0
     return ComparisonResult(table=table, summary=_summary(table))
 
 
-def _bayes_side(fit, coef: str | None) -> pd.DataFrame:
+def _bayes_side(fit, coef: str | None, tables: dict) -> pd.DataFrame:
     """Bayesian columns per miRNA: estimate, interval, lfsr/qvalue, slope evidence."""
-    table = fit if isinstance(fit, pd.DataFrame) else in_natural_log(fit.mirna_table())  # the ML fit's scale
+    table = fit if isinstance(fit, pd.DataFrame) else tables.get("mirna")
+    table = in_natural_log(fit.mirna_table() if table is None else table)  # the ML fit's scale
     _require(table, ["miRNA", "coef", "estimate", "sd", "ci_low", "ci_high", "lfsr", "qvalue"], "Bayesian table")
     chosen = coef if coef is not None else (table["coef"].iloc[0] if len(table) else None)
     table = table[table["coef"].map(_coef_key) == _coef_key(chosen)]
@@ -116,15 +121,15 @@ def _bayes_side(fit, coef: str | None) -> pd.DataFrame:
         "qvalue_bayes": table["qvalue"],
         "converged_bayes": table.get("converged", pd.Series(True, index=table.index)),
     })
-    slopes = _slope_side(fit)
+    slopes = _slope_side(fit, tables.get("slope"))
     return side.merge(slopes, on="miRNA", how="left") if slopes is not None else side
 
 
-def _slope_side(fit) -> pd.DataFrame | None:
-    """One slope-evidence row per miRNA (the first slope term) from ``fit.slope_table()``."""
-    if isinstance(fit, pd.DataFrame) or not hasattr(fit, "slope_table"):
+def _slope_side(fit, table: pd.DataFrame | None) -> pd.DataFrame | None:
+    """One slope-evidence row per miRNA (the first slope term) from ``table``, else ``fit.slope_table()``."""
+    if table is None and (isinstance(fit, pd.DataFrame) or not hasattr(fit, "slope_table")):
         return None
-    table = in_natural_log(fit.slope_table())
+    table = in_natural_log(fit.slope_table() if table is None else table)
     if table is None or table.empty:
         return None
     table = table.drop_duplicates("miRNA")

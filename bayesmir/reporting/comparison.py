@@ -26,7 +26,8 @@ def check_frequentist(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def merged_table(fit, frequentist: pd.DataFrame, coef: str | None = None) -> pd.DataFrame:
+def merged_table(fit, frequentist: pd.DataFrame, coef: str | None = None, tables: dict | None = None
+                 ) -> pd.DataFrame:
     """One row per miRNA in both the run and the frequentist table (:func:`compare`'s table).
 
     Parameters
@@ -36,8 +37,10 @@ def merged_table(fit, frequentist: pd.DataFrame, coef: str | None = None) -> pd.
         The frequentist table (docs/architecture.md).
     coef : str, optional
         Coefficient to compare; default the first of the run's table.
+    tables : dict, optional
+        The run's tables already built (``FitResult.tables()``), passed to :func:`compare`.
     """
-    table = compare(fit, frequentist, coef=coef).table
+    table = compare(fit, frequentist, coef=coef, tables=tables).table
     return table[table["estimate_bayes"].notna() & table["estimate_freq"].notna()].reset_index(drop=True)
 
 

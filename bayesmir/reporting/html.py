@@ -80,9 +80,14 @@ def report(fit, path: str | Path, frequentist: pd.DataFrame | None = None, top: 
 
 
 def report_context(fit, frequentist: pd.DataFrame | None, top: int) -> dict:
-    """Everything the template shows (figures already encoded)."""
-    table = coefficient_table(fit)
-    isomirs = in_natural_log(fit.isomir_table())  # the report is in natural log whatever the run's log_base
+    """Everything the template shows (figures already encoded).
+
+    The run's tables are built once (one pass over its fits) and shared by every section.
+    """
+    # the report is in natural log whatever the run's log_base
+    tables = {name: in_natural_log(table) for name, table in fit.tables().items()}
+    table = coefficient_table(fit, tables.get("mirna"))
+    isomirs = tables["isomir"] if tables else in_natural_log(fit.isomir_table())
     return {
         "title": f"bayesmir report: {fit.options.get('method', '?')} fit of {len(fit.diagnostics)} miRNAs",
         "created": datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -96,7 +101,7 @@ def report_context(fit, frequentist: pd.DataFrame | None, top: int) -> dict:
         "results": results_section(fit, table),
         "mirnas": [mirna_panel(fit, table, isomirs, name, reason)
                    for name, reason in selected_mirnas(fit, table, top)],
-        "comparison": None if frequentist is None else comparison_section(fit, table, frequentist),
+        "comparison": None if frequentist is None else comparison_section(fit, table, frequentist, tables),
     }
 
 
@@ -108,9 +113,9 @@ def _template() -> jinja2.Template:
     return environment.get_template(TEMPLATE)
 
 
-def coefficient_table(fit) -> pd.DataFrame:
-    """:meth:`FitResult.mirna_table` for the coefficient of interest only."""
-    table = in_natural_log(fit.mirna_table())
+def coefficient_table(fit, table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """:meth:`FitResult.mirna_table` (or ``table``, the same already built) for the coefficient of interest only."""
+    table = in_natural_log(fit.mirna_table()) if table is None else table
     coef = fit.options.get("coef") or (fit.design.coef if fit.design is not None else None)
     if coef is not None and (table["coef"] == coef).any():
         table = table[table["coef"].isin([coef]) | table["coef"].isna()]
@@ -270,9 +275,10 @@ def _add_figure(figures: list, caption: str, make) -> None:
         figures.append({"caption": caption, "uri": uri})
 
 
-def comparison_section(fit, table: pd.DataFrame, frequentist: pd.DataFrame) -> dict:
+def comparison_section(fit, table: pd.DataFrame, frequentist: pd.DataFrame, tables: dict | None = None) -> dict:
     """Estimate scatter, slope evidence against LRT p, and the list of disagreements."""
-    merged = comparison.merged_table(fit, frequentist, coef=str(table["coef"].iloc[0]) if len(table) else None)
+    merged = comparison.merged_table(fit, frequentist, coef=str(table["coef"].iloc[0]) if len(table) else None,
+                                     tables=tables)
     slope_plot = None
     if merged["lrt_p"].notna().any() and merged["log_bayes_factor"].notna().any():
         slope_plot = rendered(lambda: plots.slope_evidence_plot(merged))

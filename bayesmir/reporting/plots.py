@@ -133,7 +133,7 @@ def _short(sequence: str, width: int = 28) -> str:
 
 def ppc_plot(idata: az.InferenceData, family: str = "nb", seed: int = 0, max_draws: int = 400) -> Figure:
     """Observed counts against posterior-predictive medians with 90% intervals (log1p axes)."""
-    from bayesmir.model import posterior_predictive_draws
+    from bayesmir.likelihood import posterior_predictive_draws
 
     problem = problem_from_idata(idata)
     posterior = _thin(idata.posterior, max_draws)
