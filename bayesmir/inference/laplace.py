@@ -90,25 +90,26 @@ def _objective(psi, data, z0, priors_vec, q, family):
 
 
 @partial(jax.jit, static_argnames=("q", "family"))
-def _log_posterior_many(psis, data, centre, z_centre, priors_vec, q, family):
-    """Log posterior of each row of ``psis`` and its latent mode (sequential map: one compile).
+def _log_posterior_many(psis, data, centre, z_centre, extrapolate, priors_vec, q, family):
+    """Log posterior of each row of ``psis``, its latent mode and whether the inner Newton
+    iterations converged (sequential map: one compile).
 
-    The inner Newton iterations start from the latent mode extrapolated linearly from
-    ``z_centre``, the mode at ``centre`` (:func:`_latent_tangent`), and again from
-    ``z_centre`` itself if they fail from there.
+    The iterations start from the latent mode extrapolated linearly from ``z_centre``, the mode
+    at ``centre`` (:func:`_latent_tangent`), if ``extrapolate``, else from ``z_centre`` itself
+    (the caller's second attempt at the points where the first failed: one Newton loop in the
+    program, not two, halves what it costs to compile).
     """
     priors = _priors_from_vec(priors_vec)
     tangent = _latent_tangent(centre, data, z_centre, q, family)
 
     def one(psi):
         params = hyper.to_hyper(psi, q, family)
-        guess = jax.tree_util.tree_map(lambda z, t: z + t @ (psi - centre), z_centre, tangent)
+        guess = jax.tree_util.tree_map(lambda z, t: jnp.where(extrapolate, z + t @ (psi - centre), z), z_centre,
+                                       tangent)
         mode, converged = marginal.find_mode(params, data, guess, family, True)
-        mode, converged = jax.lax.cond(
-            converged, lambda: (mode, converged), lambda: marginal.find_mode(params, data, z_centre, family, True))
         lm = marginal.log_marginal(params, data, mode, family, True, n_steps=0)
         value = lm + hyper.log_prior(psi, q, family, priors)
-        return jnp.where(converged & jnp.isfinite(value), value, -jnp.inf), mode
+        return jnp.where(converged & jnp.isfinite(value), value, -jnp.inf), mode, converged
 
     return jax.lax.map(one, psis)
 
@@ -165,6 +166,11 @@ class LaplaceInference(Inference):
     fits_reduced_by_default = True
     needs_x64 = True
     bucket_base = marginal.BUCKET_BASE
+
+    def shape_key(self, problem: MirnaProblem) -> tuple:
+        """What the compiled programs are specific to: the engine's padded size (:func:`marginal.padded_size`)."""
+        n, J = problem.counts.shape
+        return (n, marginal.padded_size(J), problem.X.shape[1], problem.Z.shape[1], self.family)
 
     def __init__(self, family: str = "nb", priors=None, **options) -> None:
         unknown = set(options) - set(DEFAULTS)
@@ -249,19 +255,35 @@ class LaplaceInference(Inference):
     def log_posterior(self, points: np.ndarray, data, anchor, q: int):
         """Log posterior (up to ``p(y)``) and latent mode at each row of ``points`` (:func:`_log_posterior_many`).
 
-        Evaluated in chunks of a fixed size, the last one padded with the anchor's ``psi``
-        (whose mode is known, so it costs one Newton step), so the probes of
-        :meth:`proposal_axes` and the importance-sampling points share one compiled
-        program per array shape.
+        The inner Newton iterations start from the anchor's latent mode extrapolated to each
+        point, and again from the anchor's mode itself at the points where they failed.
+        """
+        values, modes, converged = self._log_posterior_chunks(points, data, anchor, q, True)
+        retry = np.flatnonzero(~converged)
+        if retry.size:
+            again = self._log_posterior_chunks(points[retry], data, anchor, q, False)
+            values[retry] = again[0]
+            for leaf, new in zip(modes, again[1]):
+                leaf[retry] = new
+        return values, modes
+
+    def _log_posterior_chunks(self, points, data, anchor, q, extrapolate: bool):
+        """:func:`_log_posterior_many` in chunks of a fixed size, the last one padded with the anchor's
+        ``psi`` (whose mode is known, so it costs one Newton step), so the probes of
+        :meth:`proposal_axes` and the importance-sampling points share one compiled program per
+        array shape. Returns numpy ``(values, modes, converged)``.
         """
         chunk = 1 << (2 * points.shape[1] - 1).bit_length()  # power of 2 >= the 2 d probes
         n = points.shape[0]
         padded = np.concatenate([points, np.broadcast_to(anchor[0], (-n % chunk, points.shape[1]))])
         outputs = [_log_posterior_many(jnp.asarray(padded[i:i + chunk]), data, jnp.asarray(anchor[0]), anchor[1],
-                                       self._priors_vec, q, self.family) for i in range(0, padded.shape[0], chunk)]
-        values = np.concatenate([np.asarray(value) for value, _ in outputs])[:n]
-        modes = tuple(jnp.concatenate(parts)[:n] for parts in zip(*(mode for _, mode in outputs)))
-        return values, modes
+                                       extrapolate, self._priors_vec, q, self.family)
+                   for i in range(0, padded.shape[0], chunk)]
+        values = np.concatenate([np.asarray(value) for value, _, _ in outputs])[:n]
+        modes = tuple(np.concatenate([np.asarray(part) for part in parts])[:n]
+                      for parts in zip(*(mode for _, mode, _ in outputs)))
+        converged = np.concatenate([np.asarray(flag) for _, _, flag in outputs])[:n]
+        return values, modes, converged
 
     def proposal_axes(self, psi, covariance, value, data, mode, q):
         """Principal axes of the Gaussian at the mode and a scale per axis and side (skewness).
@@ -381,7 +403,10 @@ class LaplaceInference(Inference):
         """
         S, J = chosen.size, problem.n_isomirs
         normals_g = rng.standard_normal((S, gaussians.g.shape[1]))
-        normals_w = rng.standard_normal((S, *gaussians.w.shape[1:]))
+        # drawn for the real isomiRs only, so the draws do not depend on the padding
+        padded_size, q_size = gaussians.w.shape[1:]
+        normals_w = np.zeros((S, padded_size, q_size))
+        normals_w[:, :J] = rng.standard_normal((S, J, q_size))
         latent = laplace_posterior.latent_draws(params, gaussians, jnp.asarray(chosen), data, normals_g, normals_w)
         latent = {name: np.asarray(value) for name, value in latent.items()}
         latent["isomir_effect"] = latent["isomir_effect"][:, :J]
