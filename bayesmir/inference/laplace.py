@@ -64,7 +64,7 @@ from scipy import optimize, special, stats
 from bayesmir import marginal
 from bayesmir.inference import hyper, laplace_posterior
 from bayesmir.inference.base import Inference, data_groups, diagnostics_row
-from bayesmir.inference.laplace_programs import PRIOR_FIELDS, log_posterior_many, objective, warm_up
+from bayesmir.inference.laplace_programs import PRIOR_FIELDS, log_posterior_many, objective
 from bayesmir.mixture import MIXTURE_GROUP
 from bayesmir.problem import MirnaProblem
 
@@ -117,11 +117,6 @@ class LaplaceInference(Inference):
             raise ValueError(f"laplace option n_hyper must be a power of 2 (Sobol points), at least 8, not {n_hyper!r}")
         # numpy, not jnp: the copy pickled to a worker process stays float64
         self._priors_vec = np.asarray([getattr(self.priors, f) for f in PRIOR_FIELDS], dtype=float)
-
-    def prepare(self, problems) -> None:
-        """Compile the programs of every shape (and design size) of ``problems`` side by side
-        (:func:`~bayesmir.inference.laplace_programs.warm_up`)."""
-        warm_up(self.fit_one, problems, lambda p: (*self.shape_key(p), self.n_points(p.n_isomirs)))
 
     # ------------------------------------------------------------------ steps
     def pack(self, problem: MirnaProblem) -> marginal.Arrays:

@@ -5,16 +5,11 @@ importance sampling: :func:`objective` (log posterior of ``psi``, its gradient a
 mode, for the optimiser and the curvature) and :func:`log_posterior_many` (log posterior and
 latent mode at a chunk of design points). Compiling them costs ~7 s of CPU per shape (the
 gradient through a Newton step is most of it), running them a few ms per call, so the
-fast path keeps the number of shapes small (:func:`bayesmir.marginal.padded_size`) and
-compiles the shapes of a run side by side (:func:`warm_up`).
+fast path keeps the number of shapes small (:func:`bayesmir.marginal.padded_size`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import jax
@@ -22,7 +17,6 @@ import jax.numpy as jnp
 
 from bayesmir import marginal
 from bayesmir.inference import hyper
-from bayesmir.problem import MirnaProblem
 
 
 @partial(jax.jit, static_argnames=("q", "family"))
@@ -90,27 +84,3 @@ class _PriorsView:
 def _priors_from_vec(vec) -> _PriorsView:
     return _PriorsView([vec[i] for i in range(len(PRIOR_FIELDS))])
 
-
-def warm_up(fit_one: Callable, problems: Sequence[MirnaProblem], shape_of: Callable[[MirnaProblem], Hashable]) -> None:
-    """Compile the programs of every shape of ``problems`` side by side, one thread per core.
-
-    XLA compiles without holding the GIL, so on 2 cores two shapes compile at once instead of
-    one after the other. A shape is compiled by fitting its smallest problem
-    (``fit_one(problem, 0)``), so the programs are exactly those the fits call, at the cost of
-    one extra fit per shape; nothing is done for a single shape or a single core. A failure is
-    left to the fit of that miRNA to report.
-    """
-    smallest: dict = {}
-    for problem in sorted(problems, key=lambda p: p.n_isomirs):
-        smallest.setdefault(shape_of(problem), problem)
-    cores = os.cpu_count() or 1
-    if len(smallest) < 2 or cores < 2:
-        return
-    largest_first = sorted(smallest.values(), key=lambda p: -marginal.padded_size(p.n_isomirs))
-
-    def compile_by_fitting(problem: MirnaProblem) -> None:
-        with contextlib.suppress(Exception):  # the miRNA's own fit reports what went wrong
-            fit_one(problem, 0)
-
-    with ThreadPoolExecutor(max_workers=cores) as pool:
-        list(pool.map(compile_by_fitting, largest_first))
