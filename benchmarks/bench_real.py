@@ -70,14 +70,15 @@ def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def run_bayesmir(cache: Path, n_mirnas: int) -> dict:
-    """One fit of the real set in a fresh process with the compile cache ``cache``."""
+def run_bayesmir(cache: Path, n_mirnas: int, timeout: float) -> dict:
+    """One fit of the real set in a fresh process with the compile cache ``cache`` (stopped after
+    ``timeout`` seconds: a fit has been seen to wait forever on an XLA result, speed_real.md)."""
     env = {**os.environ, "BAYESMIR_JAX_CACHE": str(cache), "PYTHONPATH": str(ROOT)}
     load_before = load_average()
     start = time.perf_counter()
     output = subprocess.run(
         [sys.executable, "-c", BAYESMIR_CHILD, str(DATA / "counts_long.csv"), str(DATA / "samples.csv"),
-         str(n_mirnas)], env=env, capture_output=True, text=True, check=True)
+         str(n_mirnas)], env=env, capture_output=True, text=True, check=True, timeout=timeout)
     wall = time.perf_counter() - start
     result = json.loads(output.stdout.strip().splitlines()[-1])
     return {**result, "wall_seconds": wall, "load_before": load_before, "load_after": load_average()}
@@ -164,12 +165,13 @@ def main() -> None:
     parser.add_argument("--mirnas", type=int, default=0, help="only the first N miRNAs (0: all)")
     parser.add_argument("--glmer", choices=("anchor", "run"), default="anchor")
     parser.add_argument("--glmmtmb-csv", type=Path, help="re-use this output of fit_glmmtmb.R")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed to each bayesmir fit")
     args = parser.parse_args()
     runs: dict[str, dict] = {}
     raw = Path(tempfile.mkdtemp(prefix="bench_real_"))
     with tempfile.TemporaryDirectory(prefix="bayesmir_jax_cache_") as cache:
         for state in ("cold", "warm"):
-            runs[f"bayesmir {state}"] = run_bayesmir(Path(cache), args.mirnas)
+            runs[f"bayesmir {state}"] = run_bayesmir(Path(cache), args.mirnas, args.timeout)
             print(f"bayesmir {state}: {runs[f'bayesmir {state}']['fit_seconds']:.1f} s", flush=True)
     mirnas = runs["bayesmir cold"]["mirnas"]
     if args.glmmtmb_csv is None:
