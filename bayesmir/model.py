@@ -28,19 +28,26 @@ their (non-centred, hence independent) ``w_j`` and do not change the posterior o
 anything else; :func:`drop_padding` removes them from the output.
 
 Posterior variable names and dims follow docs/architecture.md.
+
+PyMC and PyTensor are imported by the functions that build the graph, not by this module: the
+numpy functions (:func:`pointwise_log_likelihood` for the tables, :func:`drop_padding`) do not
+pay for importing PyMC (~2-3 s).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
 import xarray as xr
 
 from bayesmir.errors import InputError
 from bayesmir.likelihood import pointwise_log_likelihood, posterior_predictive_draws  # noqa: F401 - re-exported
 from bayesmir.priors import Priors
 from bayesmir.problem import MirnaProblem, padded_counts, reduced_problem
+
+if TYPE_CHECKING:
+    import pymc as pm
 
 FAMILIES = ("nb", "poisson")
 
@@ -104,6 +111,9 @@ def build_model(
         With ``pm.Data`` containers ``counts`` (n, n_isomirs), ``mask`` (n_isomirs,),
         ``offset`` (n,), ``X`` and ``Z``; see :func:`model_data`.
     """
+    import pymc as pm
+    import pytensor.tensor as pt
+
     priors = priors or Priors()
     if priors.pooled:
         raise InputError("cross-miRNA pooled priors are supported by method='laplace' only")
@@ -162,6 +172,8 @@ def _log_likelihood(counts, mask, log_mu, theta=None):
     gradient (``/tmp`` probe): 38 ns per cell, against 59 ns for PyMC's form and 65 ns with
     ``softplus``; ``exp(log mu)`` overflows only beyond ``log mu = 709``.
     """
+    import pytensor.tensor as pt
+
     weights = mask[None, :]
     if theta is None:
         return pt.sum(weights * (counts * log_mu - pt.exp(log_mu)))
@@ -183,6 +195,9 @@ def _signed_scale(name: str, scale: float):
     draws, same seed): ``sd_sample`` bulk/tail ESS 466/295 with the log transform,
     882/1,488 signed, for the same number of leapfrog steps.
     """
+    import pymc as pm
+    import pytensor.tensor as pt
+
     signed = pm.Normal(f"{name}_signed", 0.0, scale)
     pm.Deterministic(name, pt.abs(signed))
     return signed
@@ -197,6 +212,9 @@ def _one_slope_cholesky(scales: np.ndarray, lkj_eta: float):
     ``w_j1`` leaves ``b_j`` unchanged, so the reported correlation is
     ``sign(s) * rho``.
     """
+    import pymc as pm
+    import pytensor.tensor as pt
+
     sd0 = pm.HalfNormal("sd_isomir_intercept", scales[0])
     slope = pm.Normal("sd_slope_signed", 0.0, scales[1])
     rho = 2.0 * pm.Beta("corr_isomir_unit", lkj_eta, lkj_eta) - 1.0
@@ -212,6 +230,8 @@ def _one_slope_cholesky(scales: np.ndarray, lkj_eta: float):
 
 def _isomir_covariance(priors: Priors, q: int):
     """Cholesky factor and SDs of the isomiR effects' covariance (and its correlation for q >= 2)."""
+    import pymc as pm
+
     scales = np.array([priors.sd_isomir_scale] + [priors.sd_slope_scale] * (q - 1))
     if q == 1:
         sd = pm.HalfNormal("sd_isomir", scales, dims="re_term")
@@ -240,6 +260,9 @@ def _fixed_effects(coef_names: list[str], priors: Priors, level, mask, sd_level)
     ``sd_level`` (with 2-4 isomiRs, NUTS diverged where ``sd_level`` is small). Padded
     isomiRs (``mask = 0``) keep ``level_j ~ N(0, 1)``. Other coefficients: ``N(0, beta_sd)``.
     """
+    import pymc as pm
+    import pytensor.tensor as pt
+
     coef_sd = priors.coef_sd(coef_names)
     at = coef_names.index("Intercept")
     n = pt.sum(mask)
@@ -271,6 +294,9 @@ def _isomir_effects(chol, sd_level, q: int, level, intercept, mask, n_isomirs: i
     non-centred form leaves ``beta_0`` and the mean of ``b_j0`` strongly correlated
     (measured: bulk ESS ~250 of 2,000 draws). Padded isomiRs keep ``w_j0 = level_j``.
     """
+    import pymc as pm
+    import pytensor.tensor as pt
+
     w0 = mask * (level - intercept) / sd_level + (1.0 - mask) * level
     if q == 1:
         w = w0[:, None]

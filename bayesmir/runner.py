@@ -194,12 +194,12 @@ def worker_pool(n_workers: int):
 
 def worker_env() -> dict[str, str]:
     """:data:`WORKER_ENV` plus bayesmir's compile cache (unless disabled), for worker processes."""
-    from bayesmir.marginal import compilation_cache_dir
+    from bayesmir.marginal import CACHE_MIN_COMPILE_SECONDS, compilation_cache_dir
 
     env = dict(WORKER_ENV)
     if compilation_cache_dir():
         env.update(JAX_COMPILATION_CACHE_DIR=compilation_cache_dir(),
-                   JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="1.0")
+                   JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=str(CACHE_MIN_COMPILE_SECONDS))
     return env
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from mirna_sim import TRUTH, simulate_problem
 
+from bayesmir import marginal
 from bayesmir.inference.laplace import LaplaceInference
 from bayesmir.inference.laplace_posterior import systematic_resample
 from bayesmir.inference.nuts import NutsInference
@@ -58,6 +62,39 @@ def test_everything_but_the_draws_is_independent_of_the_seed(laplace):
     for key in ("log_marginal_likelihood", "log_marginal_likelihood_se"):
         assert a.posterior.attrs[key] == b.posterior.attrs[key]
     assert row_a["pareto_k"] == row_b["pareto_k"] and row_a["ess_importance"] == row_b["ess_importance"]
+
+
+def test_padding_changes_neither_the_mixture_nor_the_draws(laplace):
+    """The padded size of the engine's arrays is an implementation detail: the same miRNA padded to
+    64 and to 256 isomiR columns gives the same mixture, log p(y) and draws (the isomiRs' normals
+    are drawn for the real isomiRs only), up to rounding (and the inner Newton tolerance, which moves
+    the smallest, Pareto-smoothed tail weights by ~1e-7)."""
+    problem = simulate_problem(10, 6, seed=4)
+    wide = LaplaceInference()
+    wide.pack = lambda p: marginal.pack_problem(p, wide.priors.coef_sd(p.coef_names), pad_to=256)
+    assert laplace.pack(problem).counts.shape[1] == 64
+    a, _ = laplace.fit_one(problem, seed=1)
+    b, _ = wide.fit_one(problem, seed=1)
+    for name in ("weight", "beta_mean", "beta_sd", "psi"):
+        np.testing.assert_allclose(a[MIXTURE_GROUP][name].values, b[MIXTURE_GROUP][name].values, rtol=1e-5, atol=1e-7)
+    assert a.posterior.attrs["log_marginal_likelihood"] == pytest.approx(b.posterior.attrs["log_marginal_likelihood"],
+                                                                          rel=1e-9)
+    for name in ("beta", "isomir_effect", "sample_effect", "sd_isomir"):
+        np.testing.assert_allclose(a.posterior[name].values, b.posterior[name].values, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_isomirs, size", [(2, 64), (64, 64), (65, 256), (1024, 1024), (1025, 2048), (1052, 2048)])
+def test_padded_sizes_are_few_and_not_wasteful(n_isomirs, size):
+    """Powers of 4 from 64 (few compiled shapes), multiples of 1,024 beyond 1,024 (not 4x padding)."""
+    assert marginal.padded_size(n_isomirs) == size
+
+
+def test_the_fast_path_and_the_tables_do_not_import_pymc():
+    """PyMC (seconds to import) is loaded by the NUTS and ADVI graphs only."""
+    code = ("import sys, bayesmir.inference.laplace, bayesmir.model, bayesmir.results, bayesmir.cli; "
+            "print('pymc' in sys.modules, 'pytensor' in sys.modules)")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert loaded == ["False", "False"]
 
 
 def test_mixture_moments_agree_with_the_draws(laplace):

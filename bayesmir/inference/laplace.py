@@ -54,10 +54,8 @@ sampling from one mode (a multimodal hyperposterior shows up as a large ``k``).
 from __future__ import annotations
 
 import math
-from functools import partial
 
 import arviz as az
-import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
@@ -66,6 +64,7 @@ from scipy import optimize, special, stats
 from bayesmir import marginal
 from bayesmir.inference import hyper, laplace_posterior
 from bayesmir.inference.base import Inference, data_groups, diagnostics_row
+from bayesmir.inference.laplace_programs import PRIOR_FIELDS, log_posterior_many, objective
 from bayesmir.mixture import MIXTURE_GROUP
 from bayesmir.problem import MirnaProblem
 
@@ -73,69 +72,6 @@ WIDE_SCALE = 2.5  # scale of the defensive mixture component
 FEW_ISOMIRS = 4  # miRNAs with at most this many isomiRs get 2 x n_hyper points (module docstring)
 DEFAULTS = {"draws": 1000, "n_hyper": 128, "t_df": 4.0, "wide_fraction": 0.2, "max_pareto_k": 0.7,
             "max_iterations": 200, "design_seed": 0}
-
-
-@partial(jax.jit, static_argnames=("q", "family"))
-def _objective(psi, data, z0, priors_vec, q, family):
-    """Log posterior of ``psi`` (up to p(y)), its gradient, the latent mode and its convergence."""
-    priors = _priors_from_vec(priors_vec)
-    mode, converged = marginal.find_mode(hyper.to_hyper(psi, q, family), data, z0, family, True)
-
-    def log_post(x):
-        lm = marginal.log_marginal(hyper.to_hyper(x, q, family), data, mode, family, True)
-        return lm + hyper.log_prior(x, q, family, priors)
-
-    value, grad = jax.value_and_grad(log_post)(psi)
-    return value, grad, mode, converged
-
-
-@partial(jax.jit, static_argnames=("q", "family"))
-def _log_posterior_many(psis, data, centre, z_centre, priors_vec, q, family):
-    """Log posterior of each row of ``psis`` and its latent mode (sequential map: one compile).
-
-    The inner Newton iterations start from the latent mode extrapolated linearly from
-    ``z_centre``, the mode at ``centre`` (:func:`_latent_tangent`), and again from
-    ``z_centre`` itself if they fail from there.
-    """
-    priors = _priors_from_vec(priors_vec)
-    tangent = _latent_tangent(centre, data, z_centre, q, family)
-
-    def one(psi):
-        params = hyper.to_hyper(psi, q, family)
-        guess = jax.tree_util.tree_map(lambda z, t: z + t @ (psi - centre), z_centre, tangent)
-        mode, converged = marginal.find_mode(params, data, guess, family, True)
-        mode, converged = jax.lax.cond(
-            converged, lambda: (mode, converged), lambda: marginal.find_mode(params, data, z_centre, family, True))
-        lm = marginal.log_marginal(params, data, mode, family, True, n_steps=0)
-        value = lm + hyper.log_prior(psi, q, family, priors)
-        return jnp.where(converged & jnp.isfinite(value), value, -jnp.inf), mode
-
-    return jax.lax.map(one, psis)
-
-
-def _latent_tangent(psi, data, mode, q, family):
-    """Derivative of the latent mode in ``psi`` at ``psi``: that of one Newton step from the mode
-    (:func:`bayesmir.marginal.newton_update`). Leaves have the shape of the latent field plus a
-    trailing ``psi`` axis.
-    """
-    return jax.jacfwd(lambda x: marginal.newton_update(hyper.to_hyper(x, q, family), data, mode, family, True))(psi)
-
-
-class _PriorsView:
-    """The prior scales as attributes of JAX scalars (so jitted code can take them as data)."""
-
-    FIELDS = ("intercept_sd", "beta_sd", "sd_isomir_scale", "sd_slope_scale", "sd_sample_scale", "lkj_eta",
-              "inv_sqrt_theta_scale", "pooled_log_theta_mean", "pooled_log_theta_sd",
-              "pooled_log_sd_isomir_mean", "pooled_log_sd_isomir_sd", "pooled_log_sd_sample_mean",
-              "pooled_log_sd_sample_sd")
-
-    def __init__(self, values) -> None:
-        for name, value in zip(self.FIELDS, values):
-            setattr(self, name, value)
-
-
-def _priors_from_vec(vec) -> _PriorsView:
-    return _PriorsView([vec[i] for i in range(len(_PriorsView.FIELDS))])
 
 
 class LaplaceInference(Inference):
@@ -166,6 +102,11 @@ class LaplaceInference(Inference):
     needs_x64 = True
     bucket_base = marginal.BUCKET_BASE
 
+    def shape_key(self, problem: MirnaProblem) -> tuple:
+        """What the compiled programs are specific to: the engine's padded size (:func:`marginal.padded_size`)."""
+        n, J = problem.counts.shape
+        return (n, marginal.padded_size(J), problem.X.shape[1], problem.Z.shape[1], self.family)
+
     def __init__(self, family: str = "nb", priors=None, **options) -> None:
         unknown = set(options) - set(DEFAULTS)
         if unknown:
@@ -175,7 +116,7 @@ class LaplaceInference(Inference):
         if not (isinstance(n_hyper, int | np.integer) and n_hyper >= 8 and n_hyper & (n_hyper - 1) == 0):
             raise ValueError(f"laplace option n_hyper must be a power of 2 (Sobol points), at least 8, not {n_hyper!r}")
         # numpy, not jnp: the copy pickled to a worker process stays float64
-        self._priors_vec = np.asarray([getattr(self.priors, f) for f in _PriorsView.FIELDS], dtype=float)
+        self._priors_vec = np.asarray([getattr(self.priors, f) for f in PRIOR_FIELDS], dtype=float)
 
     # ------------------------------------------------------------------ steps
     def pack(self, problem: MirnaProblem) -> marginal.Arrays:
@@ -194,7 +135,7 @@ class LaplaceInference(Inference):
 
         def evaluate(psi):
             for z0 in (state["z"], cold):
-                value, grad, mode, converged = _objective(jnp.asarray(psi), data, z0, self._priors_vec, q,
+                value, grad, mode, converged = objective(jnp.asarray(psi), data, z0, self._priors_vec, q,
                                                           self.family)
                 if bool(converged) and np.isfinite(float(value)):
                     state["z"] = mode
@@ -231,11 +172,11 @@ class LaplaceInference(Inference):
     def _curvature(self, psi: np.ndarray, grad: np.ndarray, data, mode, q: int) -> np.ndarray:
         """Hessian of the log posterior of ``psi`` by forward differences of its gradient ``grad``.
 
-        One :func:`_objective` call per shifted point (the latent mode search starting from
+        One :func:`~bayesmir.inference.laplace_programs.objective` call per shifted point (the latent mode search starting from
         ``mode``): the same program as the optimiser's, so no other program to compile.
         """
         step = 1e-4
-        grads = np.array([np.asarray(_objective(jnp.asarray(psi + step * axis), data, mode, self._priors_vec, q,
+        grads = np.array([np.asarray(objective(jnp.asarray(psi + step * axis), data, mode, self._priors_vec, q,
                                                 self.family)[1]) for axis in np.eye(psi.size)])
         hessian = (grads - grad).T / step
         return 0.5 * (hessian + hessian.T)
@@ -247,21 +188,37 @@ class LaplaceInference(Inference):
         return (vectors / eigenvalues) @ vectors.T
 
     def log_posterior(self, points: np.ndarray, data, anchor, q: int):
-        """Log posterior (up to ``p(y)``) and latent mode at each row of ``points`` (:func:`_log_posterior_many`).
+        """Log posterior (up to ``p(y)``) and latent mode at each row of ``points`` (:func:`~bayesmir.inference.laplace_programs.log_posterior_many`).
 
-        Evaluated in chunks of a fixed size, the last one padded with the anchor's ``psi``
-        (whose mode is known, so it costs one Newton step), so the probes of
-        :meth:`proposal_axes` and the importance-sampling points share one compiled
-        program per array shape.
+        The inner Newton iterations start from the anchor's latent mode extrapolated to each
+        point, and again from the anchor's mode itself at the points where they failed.
+        """
+        values, modes, converged = self._log_posterior_chunks(points, data, anchor, q, True)
+        retry = np.flatnonzero(~converged)
+        if retry.size:
+            again = self._log_posterior_chunks(points[retry], data, anchor, q, False)
+            values[retry] = again[0]
+            for leaf, new in zip(modes, again[1]):
+                leaf[retry] = new
+        return values, modes
+
+    def _log_posterior_chunks(self, points, data, anchor, q, extrapolate: bool):
+        """:func:`~bayesmir.inference.laplace_programs.log_posterior_many` in chunks of a fixed size, the last one padded with the anchor's
+        ``psi`` (whose mode is known, so it costs one Newton step), so the probes of
+        :meth:`proposal_axes` and the importance-sampling points share one compiled program per
+        array shape. Returns numpy ``(values, modes, converged)``.
         """
         chunk = 1 << (2 * points.shape[1] - 1).bit_length()  # power of 2 >= the 2 d probes
         n = points.shape[0]
         padded = np.concatenate([points, np.broadcast_to(anchor[0], (-n % chunk, points.shape[1]))])
-        outputs = [_log_posterior_many(jnp.asarray(padded[i:i + chunk]), data, jnp.asarray(anchor[0]), anchor[1],
-                                       self._priors_vec, q, self.family) for i in range(0, padded.shape[0], chunk)]
-        values = np.concatenate([np.asarray(value) for value, _ in outputs])[:n]
-        modes = tuple(jnp.concatenate(parts)[:n] for parts in zip(*(mode for _, mode in outputs)))
-        return values, modes
+        outputs = [log_posterior_many(jnp.asarray(padded[i:i + chunk]), data, jnp.asarray(anchor[0]), anchor[1],
+                                       extrapolate, self._priors_vec, q, self.family)
+                   for i in range(0, padded.shape[0], chunk)]
+        values = np.concatenate([np.asarray(value) for value, _, _ in outputs])[:n]
+        modes = tuple(np.concatenate([np.asarray(part) for part in parts])[:n]
+                      for parts in zip(*(mode for _, mode, _ in outputs)))
+        converged = np.concatenate([np.asarray(flag) for _, _, flag in outputs])[:n]
+        return values, modes, converged
 
     def proposal_axes(self, psi, covariance, value, data, mode, q):
         """Principal axes of the Gaussian at the mode and a scale per axis and side (skewness).
@@ -315,7 +272,7 @@ class LaplaceInference(Inference):
         defensive mixture): the wide component covers funnels such as the correlation
         reverting to its prior when ``sd_slope`` is near 0, which keeps the weights bounded.
         ``anchor`` is ``(psi, latent mode)`` at the hyperparameter mode, from which the inner
-        Newton iterations start (:func:`_log_posterior_many`).
+        Newton iterations start (:func:`~bayesmir.inference.laplace_programs.log_posterior_many`).
         """
         d, K, df = centre.size, int(K), float(self.options["t_df"])
         wide = float(self.options["wide_fraction"])
@@ -381,7 +338,10 @@ class LaplaceInference(Inference):
         """
         S, J = chosen.size, problem.n_isomirs
         normals_g = rng.standard_normal((S, gaussians.g.shape[1]))
-        normals_w = rng.standard_normal((S, *gaussians.w.shape[1:]))
+        # drawn for the real isomiRs only, so the draws do not depend on the padding
+        padded_size, q_size = gaussians.w.shape[1:]
+        normals_w = np.zeros((S, padded_size, q_size))
+        normals_w[:, :J] = rng.standard_normal((S, J, q_size))
         latent = laplace_posterior.latent_draws(params, gaussians, jnp.asarray(chosen), data, normals_g, normals_w)
         latent = {name: np.asarray(value) for name, value in latent.items()}
         latent["isomir_effect"] = latent["isomir_effect"][:, :J]
