@@ -111,7 +111,7 @@ def test_streamed_tables_equal_in_memory_tables(tmp_path):
     for result in (streamed, loaded):  # the fits stay on disk (under the lazily attached shrinkage groups)
         assert isinstance(result.posteriors.fits, StoredPosteriors)
     assert streamed.posteriors.fits.folder == tmp_path / "run" / "posteriors" / "full"  # not the .partial
-    assert isinstance(memory.posteriors, dict)
+    assert isinstance(memory.posteriors.fits, dict)
     for name, table in memory.tables().items():
         for other in (streamed, loaded):
             pd.testing.assert_frame_equal(without_timings(other.tables()[name]), without_timings(table),
