@@ -19,6 +19,8 @@ applied without fitting again, exactly:
    means differ with SD ``sd_sample sqrt(1/n_1 + 1/n_2)``); under the default ``HalfNormal(1)``
    that explanation is cheap and step 3 learns a ``g`` too concentrated at 0 (at 3 + 3 samples
    the MSE of DE miRNAs' estimates doubled). The pooled scale prices it at the data set's level.
+   It is in the reduced model too, so it does not move the log evidence (the Bayes factor's prior
+   on ``sd_sample`` stays the fits').
 3. **Adaptive prior on the log fold change** (ashr's scale mixture, Stephens 2017): ``beta ~
    g = sum_j pi_j N(0, sigma_j^2)`` on a grid of ``sigma_j`` (ratio sqrt 2, as ashr's), ``pi`` by
    marginal maximum likelihood across miRNAs (:data:`NULL_PENALTY` 1: no Dirichlet weight on the
@@ -106,8 +108,7 @@ def shrink(posteriors: dict, converged: set, priors: Priors, coefs: list[str],
         weights, shifts, slope_note = _pooled_slope_weights(mixtures, learners, weights, priors.sd_slope_scale)
         notes.append(slope_note)
     if sample_prior:
-        weights, shifts, sample_note = _pooled_sample_weights(mixtures, learners, weights, shifts,
-                                                              priors.sd_sample_scale)
+        weights, sample_note = _pooled_sample_weights(mixtures, learners, weights, priors.sd_sample_scale)
         notes.append(sample_note)
     result = dict(posteriors)
     groups = {name: {} for name in mixtures}
@@ -177,20 +178,25 @@ def _pooled_slope_weights(mixtures: dict, learners: list[str], weights: dict, fi
                                  f"(default {first_scale:g}); {kept} kept the default (ESS < {MIN_REWEIGHTED_ESS:g})")
 
 
-def _pooled_sample_weights(mixtures: dict, learners: list[str], weights: dict, shifts: dict, first_scale: float):
+def _pooled_sample_weights(mixtures: dict, learners: list[str], weights: dict, first_scale: float):
     """Design weights (given, e.g. under the pooled slope prior) moved to a pooled half-normal scale of
-    ``sd_sample`` by marginal maximum likelihood, log evidence shifts added, and a note."""
+    ``sd_sample`` by marginal maximum likelihood, and a note.
+
+    The log evidence is not moved: ``sd_sample`` is in the full and the reduced model alike, so, as
+    for the fold-change prior, the isomiR-usage Bayes factor stays under the fits' own prior on it
+    (adding this shift to the full model alone gave 47 false usage calls of 90 on the held-out
+    simulation)."""
     sds = {name: _sample_sds(idata) for name, idata in mixtures.items()}
     points = [(weights[name], sds[name]) for name in learners]
     scale = pooled_slope_scale(points, first_scale)
-    new_weights, new_shifts, kept = dict(weights), dict(shifts), 0
+    new_weights, kept = dict(weights), 0
     for name in mixtures:
-        reweighted, shift = reweight(weights[name], slope_log_ratio(sds[name], first_scale, scale))
+        reweighted, _ = reweight(weights[name], slope_log_ratio(sds[name], first_scale, scale))
         if kish_ess(reweighted) < MIN_REWEIGHTED_ESS:
             kept += 1
             continue
-        new_weights[name], new_shifts[name] = reweighted, shifts[name] + shift
-    return new_weights, new_shifts, (f"sample prior: HalfNormal({scale:.3g}) pooled from {len(points)} miRNAs "
+        new_weights[name] = reweighted
+    return new_weights, (f"sample prior: HalfNormal({scale:.3g}) pooled from {len(points)} miRNAs "
                                      f"(default {first_scale:g}); {kept} kept the default (ESS < {MIN_REWEIGHTED_ESS:g})")
 
 
