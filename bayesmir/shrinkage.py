@@ -263,8 +263,8 @@ def location_grid(likelihoods: list, weights: dict, names: list[str], sd_factor:
 
 def scale_grid(likelihoods: list, weights: dict, names: list[str],
                floor_divisor: float = GRID_FLOOR_DIVISOR) -> np.ndarray:
-    """ashr's grid of prior SDs: from a tenth of the smallest likelihood SD to twice the largest
-    ``sqrt(b^2 - v)``, by factors of sqrt 2 (each miRNA's ``b``, ``v`` averaged over its points)."""
+    """ashr's grid of prior SDs: from the smallest likelihood SD over ``floor_divisor`` to twice the
+    largest ``sqrt(b^2 - v)``, by factors of sqrt 2 (each miRNA's ``b``, ``v`` averaged over its points)."""
     b = np.array([weights[name] @ lik[0] for name, lik in zip(names, likelihoods, strict=True)])
     v = np.array([weights[name] @ lik[1] for name, lik in zip(names, likelihoods, strict=True)])
     smallest = float(np.sqrt(v.min())) / floor_divisor

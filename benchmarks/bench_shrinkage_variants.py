@@ -129,11 +129,11 @@ def main(argv: list[str] | None = None) -> None:
     load = os.getloadavg()
     table = score(cache, {name: VARIANTS[name] for name in args.variants.split(";")})
     table.to_csv(RESULTS / "shrinkage_variants.csv", index=False)
-    write_markdown(table, load)
+    write_markdown(table, load, (cache / "cells.log").read_text() if (cache / "cells.log").exists() else "")
 
 
-def write_markdown(table: pd.DataFrame, load) -> None:
-    """shrinkage_variants.md: command, machine, load, one table per cell."""
+def write_markdown(table: pd.DataFrame, load, fit_log: str = "") -> None:
+    """shrinkage_variants.md: command, machine, load, the fit step's log (``fit_log``), one table per cell."""
     from bench_calibration import _markdown_table, machine
 
     columns = ["variant", "coverage", "coverage_null", "width", "bias_null", "bias_null_se", "mse", "auc",
@@ -142,6 +142,8 @@ def write_markdown(table: pd.DataFrame, load) -> None:
              ("Command: `PYTHONPATH=$PWD python benchmarks/bench_shrinkage_variants.py fit --cache DIR --heldout` "
               "then `... score --cache DIR`"), "",
              f"Machine: {machine()}; load average at scoring {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", "",
+             "Fit step (seconds per cell, load average): " + "; ".join(
+                 line for line in fit_log.splitlines() if line.endswith(tuple("0123456789"))), "",
              ("Fits: `laplace_robust` (the defaults) of bench_calibration's 10 cells (200 miRNAs, seed 100, "
               "1 replicate) and the held-out monocyte simulation (`heldout`, 120 miRNAs), fitted once; every "
               "variant is `bayesmir.shrinkage.shrink` applied to the same stored mixtures. Variants (options of "
