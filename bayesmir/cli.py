@@ -161,7 +161,7 @@ def fit(
                                           help="Cross-miRNA empirical-Bayes priors (laplace only).")] = False,
     shrinkage: Annotated[bool, typer.Option(
         "--shrinkage/--no-shrinkage",
-        help="Empirical-Bayes slope-SD and fold-change priors learned across miRNAs, applied without "
+        help="Empirical-Bayes slope-SD, sample-SD and fold-change priors learned across miRNAs, applied without "
              "refitting (laplace; off with < 20 miRNAs).")] = True,
     jobs: Annotated[int, typer.Option("--jobs", help="Worker processes for methods that allow them "
                                       "(laplace); -1: one per core.")] = 1,

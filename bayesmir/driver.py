@@ -126,8 +126,9 @@ def fit(
         and every miRNA is fitted again with them.
     shrinkage : bool
         Empirical-Bayes priors learned across miRNAs and applied exactly to the fitted mixtures,
-        without refitting (``"laplace"``; :mod:`bayesmir.shrinkage`): a pooled half-normal scale of
-        the isomiR slope SDs and an adaptive scale-mixture prior on the log fold changes. Off
+        without refitting (``"laplace"``; :mod:`bayesmir.shrinkage`): pooled half-normal scales of
+        the isomiR slope SDs and of ``sd_sample``, and an adaptive scale-mixture prior on the log
+        fold changes. Off
         by itself (default priors, ``options["shrinkage_note"]`` says why) with fewer than 20
         converged miRNAs.
     delta : float

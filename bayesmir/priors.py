@@ -31,9 +31,9 @@ miRNAs; with few samples their SD is poorly identified per miRNA). NaN (the defa
 means "not pooled".
 
 These are the priors each miRNA is fitted with. By default (``shrinkage=True``,
-:mod:`bayesmir.shrinkage`) the tables then use two priors learned across miRNAs, applied
-exactly to the fitted mixtures: a pooled half-normal scale for the slope SDs in place of
-``sd_slope_scale`` and an adaptive scale mixture of normals for the fold changes in place of
+:mod:`bayesmir.shrinkage`) the tables then use three priors learned across miRNAs, applied
+exactly to the fitted mixtures: pooled half-normal scales in place of ``sd_slope_scale`` and
+``sd_sample_scale`` and an adaptive scale mixture of normals for the fold changes in place of
 ``beta_sd``.
 """
 
