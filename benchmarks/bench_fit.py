@@ -31,7 +31,9 @@ import pandas as pd
 from scipy.stats import rankdata
 
 ROOT = Path(__file__).resolve().parents[1]
-SIM = ROOT.parent / "shared" / "anchors" / "sim_monocyte_scale"
+#: The shared simulation: ../shared beside the checkout (a worktree of /work/wt/NAME looks two levels up).
+SIM = next((base / "shared" / "anchors" / "sim_monocyte_scale" for base in ROOT.parents
+            if (base / "shared" / "anchors").is_dir()), ROOT.parent / "shared" / "anchors" / "sim_monocyte_scale")
 RESULTS = ROOT / "benchmarks" / "results"
 GLMER_SECONDS = 853.0  # full 593 s + reduced 260 s, anchors/README.md (lme4_run.log)
 CONFIGS = {

@@ -96,3 +96,29 @@ def test_pymc_backend_agrees_with_nutpie(first_fit):
     diff = other.posterior["beta"].mean(("chain", "draw")) - idata.posterior["beta"].mean(("chain", "draw"))
     sd = idata.posterior["beta"].std(("chain", "draw"))
     assert np.all(np.abs(diff.values) < 0.3 * sd.values)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_slope_parameterisation_follows_the_true_slope_sd(seed):
+    """Known truth: 20 samples, 8 isomiRs; slope SD 1.0 (slopes pinned by the counts) gives centred
+    slopes, slope SD 0 non-centred."""
+    from bayesmir.inference.nuts import slope_parameterisation
+
+    def choice(sd_slope):
+        truth = {"sd_isomir": np.array([1.2, sd_slope])}
+        return slope_parameterisation(simulate_problem(n_samples=20, n_isomirs=8, seed=seed, truth=truth))
+
+    assert choice(1.0) == "centred"
+    assert choice(0.0) == "non-centred"
+
+
+def test_fit_missing_the_rule_is_extended(first_fit):
+    """20 draws per chain cannot reach ESS 100 per chain: one extension round pools 2 more chains
+    (4 in all) and the message says so and why the rule still fails; with extend=0 nothing is added."""
+    problem = first_fit[0]
+    extended, row = get_method("nuts", draws=20, tune=50, chains=2, extend=1).fit_one(problem, seed=3)
+    assert extended.posterior.sizes["chain"] == 4 and extended.sample_stats.sizes["chain"] == 4
+    assert not row["converged"] and row["message"].startswith("extended to 4 chains; ") and "ESS" in row["message"]
+    plain, row = get_method("nuts", draws=20, tune=50, chains=2, extend=0).fit_one(problem, seed=3)
+    assert plain.posterior.sizes["chain"] == 2 and "extended" not in row["message"]
+    np.testing.assert_array_equal(plain.posterior["beta"].values, extended.posterior["beta"].values[:2])
