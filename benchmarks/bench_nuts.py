@@ -62,8 +62,8 @@ def per_mirna(nuts, laplace, options: dict) -> pd.DataFrame:
                "chains": idata.posterior.sizes["chain"],
                "leapfrog_steps": int(idata.sample_stats["n_steps"].sum()) if "n_steps" in idata.sample_stats else None}
         for name, table in tables.items():
-            row[f"{name}_mean"], row[f"{name}_sd"] = table.loc[mirna, "mean"], table.loc[mirna, "sd"]
-            row[f"{name}_covered"] = bool(table.loc[mirna, "eti_low"] <= row["true_logFC"] <= table.loc[mirna, "eti_high"])
+            row[f"{name}_mean"], row[f"{name}_sd"] = table.loc[mirna, "estimate"], table.loc[mirna, "sd"]
+            row[f"{name}_covered"] = bool(table.loc[mirna, "ci_low"] <= row["true_logFC"] <= table.loc[mirna, "ci_high"])
         row["laplace_minus_nuts_in_sd"] = (row["laplace_mean"] - row["nuts_mean"]) / row["nuts_sd"]
         row["sd_ratio_laplace_nuts"] = row["laplace_sd"] / row["nuts_sd"]
         rows.append(row)
