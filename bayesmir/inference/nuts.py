@@ -18,7 +18,7 @@ tail ESS at least ``min_ess_per_chain`` (100) times the number of chains (Vehtar
 al. 2021's recommendation), and no divergent transition. ``message`` names every
 rule that failed.
 
-Slopes and extension (``benchmarks/bench_nuts.py``, ``results/nuts_sim.md``): miRNAs whose isomiR
+Slopes and extension (``benchmarks/results/nuts_failing_probe.md``): miRNAs whose isomiR
 slopes differ by more than their standard errors get centred slopes with the slope coefficient drawn
 from its exact conditional (:func:`slope_parameterisation`, :func:`bayesmir.model._centred_slopes`);
 on 8 true-slope miRNAs of the simulation that failed non-centred, all converged with bulk ESS of
@@ -311,7 +311,7 @@ def slope_parameterisation(problem: MirnaProblem) -> str:
 
     Centred slopes sample well when every isomiR's counts pin its slope down (slope SD well
     above the slopes' standard errors), non-centred ones when the slope SD may be near 0
-    (measured on the 39-sample simulation: ``benchmarks/results/nuts_sim.md``). The data
+    (measured on the 39-sample simulation: ``benchmarks/results/nuts_failing_probe.md``). The data
     decide, before any fit: each isomiR's raw log fold change ``d_j`` (mean difference
     between the groups of ``log((y + 0.5) / T)``, each sample's mean over isomiRs removed,
     which takes out the sample effects) with its standard error from the within-group
