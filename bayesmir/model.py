@@ -15,8 +15,9 @@ One miRNA: counts ``C_ij`` of isomiR ``j`` in sample ``i`` follow
 ``sd_sample`` and (for one slope, q = 2) the slope SD are sampled as signed scales,
 ``sd = |s|`` with ``s ~ N(0, scale)`` (the same half-normal prior); see
 :func:`_signed_scale`. The isomiR intercepts are centred (``level_j = beta_0 + b_j0``) and
-``beta_0`` is drawn from its exact conditional given the levels (:func:`_fixed_effects`). The
-likelihood is written out for speed, without the constant ``-log y!``
+``beta_0`` is drawn from its exact conditional given the levels (:func:`_fixed_effects`). With
+``slope_centred`` the isomiR slopes are centred the same way, ``beta_k`` drawn given them
+(:func:`_centred_slopes`). The likelihood is written out for speed, without the constant ``-log y!``
 (:func:`_log_likelihood`).
 
 The graph knows nothing of the inference method (numpyro style). Its data are
@@ -88,6 +89,7 @@ def build_model(
     family: str = "nb",
     n_isomirs: int | None = None,
     random_slope: bool = True,
+    slope_centred: bool = False,
 ) -> pm.Model:
     """PyMC model of one miRNA, optionally with the isomiR dimension padded.
 
@@ -104,6 +106,11 @@ def build_model(
         Size of the (padded) isomiR dimension, ``>= J``; default ``J`` (no padding).
     random_slope : bool
         ``False`` drops the slope columns of ``Z`` (the reduced model, q = 1).
+    slope_centred : bool
+        With one slope (q = 2): sample the isomiR slope levels ``beta_k + b_j1`` and draw
+        ``beta_k`` from its exact conditional (:func:`_centred_slopes`) instead of the
+        non-centred ``b_j1 = L w_j``. The same posterior; which samples better depends on
+        the data (:func:`bayesmir.inference.nuts.slope_parameterisation`). Ignored for q != 2.
 
     Returns
     -------
@@ -140,9 +147,12 @@ def build_model(
         sample_effect = pm.Deterministic("sample_effect", signed_sd_sample * sample_raw, dims="sample")
         chol, sd = _isomir_covariance(priors, q)
         level = pm.Flat("isomir_level", dims="isomir")
-        beta = _fixed_effects(problem.coef_names, priors, level, mask, sd[0])
-        intercept = beta[problem.coef_names.index("Intercept")]
-        isomir_effect = _isomir_effects(chol, sd[0], q, level, intercept, mask, n_isomirs)
+        if slope_centred and q == 2:
+            beta, isomir_effect = _centred_slopes(problem, priors, chol, sd[0], level, mask)
+        else:
+            beta = _fixed_effects(problem.coef_names, priors, level, mask, sd[0])
+            intercept = beta[problem.coef_names.index("Intercept")]
+            isomir_effect = _isomir_effects(chol, sd[0], q, level, intercept, mask, n_isomirs)
 
         log_mu = (
             offset[:, None]
@@ -256,33 +266,88 @@ def _fixed_effects(coef_names: list[str], priors: Priors, level, mask, sd_level)
     ``1 / v = 1 / s0^2 + J / sd_level^2`` and ``m = v * sum(level) / sd_level^2``, and the
     levels' marginal prior is ``N(0, sd_level^2 I + s0^2 11')``. The intercept is sampled
     as ``beta_0 = m + sqrt(v) * u`` with ``u ~ N(0, 1)`` and the levels with that
-    marginal prior: the same posterior, without the funnel of ``beta_0`` against
-    ``sd_level`` (with 2-4 isomiRs, NUTS diverged where ``sd_level`` is small). Padded
-    isomiRs (``mask = 0``) keep ``level_j ~ N(0, 1)``. Other coefficients: ``N(0, beta_sd)``.
+    marginal prior (:func:`_conditional_coefficient`): the same posterior, without the funnel
+    of ``beta_0`` against ``sd_level`` (with 2-4 isomiRs, NUTS diverged where ``sd_level`` is
+    small). Padded isomiRs (``mask = 0``) keep ``level_j ~ N(0, 1)``. Other coefficients:
+    ``N(0, beta_sd)``.
     """
+    return _coefficients(coef_names, priors, {"Intercept": _intercept(coef_names, priors, level, mask, sd_level)})
+
+
+def _intercept(coef_names: list[str], priors: Priors, level, mask, sd_level):
+    """``beta_0`` drawn given the isomiR levels (:func:`_fixed_effects`)."""
+    var_prior = float(priors.coef_sd(coef_names)[coef_names.index("Intercept")]) ** 2
+    return _conditional_coefficient("intercept_raw", "isomir_level_prior", level, level, mask, sd_level**2, var_prior)
+
+
+def _coefficients(coef_names: list[str], priors: Priors, drawn: dict):
+    """``beta``: the coefficients named in ``drawn`` as given, the others ``N(0, beta_sd)``."""
     import pymc as pm
     import pytensor.tensor as pt
 
     coef_sd = priors.coef_sd(coef_names)
-    at = coef_names.index("Intercept")
-    n = pt.sum(mask)
-    mean_level = pt.sum(mask * level) / n
-    var_level, var_prior = sd_level**2, float(coef_sd[at]) ** 2
-    spread = pt.sum(mask * (level - mean_level) ** 2)
-    marginal = -0.5 * (
-        spread / var_level + n * mean_level**2 / (var_level + n * var_prior)
-        + (n - 1) * pt.log(var_level) + pt.log(var_level + n * var_prior) + n * np.log(2 * np.pi)
-    )
-    padding = pt.sum((1.0 - mask) * pm.logp(pm.Normal.dist(0.0, 1.0), level))
-    pm.Potential("isomir_level_prior", marginal + padding)
-    precision = 1.0 / var_prior + n / var_level
-    intercept = n * mean_level / var_level / precision + pm.Normal("intercept_raw", 0.0, 1.0) / pt.sqrt(precision)
-    others = [k for k in range(len(coef_names)) if k != at]
-    rest = pm.Normal("beta_rest", 0.0, coef_sd[others], shape=len(others))
+    others = [k for k, name in enumerate(coef_names) if name not in drawn]
     beta = pt.zeros(len(coef_names))
-    beta = pt.set_subtensor(beta[at], intercept)
-    beta = pt.set_subtensor(beta[others], rest)
+    if others:
+        beta = pt.set_subtensor(beta[others], pm.Normal("beta_rest", 0.0, coef_sd[others], shape=len(others)))
+    for name, value in drawn.items():
+        beta = pt.set_subtensor(beta[coef_names.index(name)], value)
     return pm.Deterministic("beta", beta, dims="coef")
+
+
+def _conditional_coefficient(name: str, prior_name: str, deviations, values, mask, var_within, var_prior: float):
+    """A coefficient ``c ~ N(0, var_prior)`` drawn from its exact conditional; adds the values' prior.
+
+    ``deviations_j ~ N(c, var_within)`` independently for the real isomiRs (``mask = 1``), and
+    ``c`` enters nothing else. Adds (as ``prior_name``) the deviations' marginal prior
+    ``N(0, var_within I + var_prior 11')`` and ``N(0, 1)`` on the padded ``values``, and returns
+    ``c = m + u / sqrt(P)`` with ``u ~ N(0, 1)`` (named ``name``), ``P = 1 / var_prior + J / var_within``
+    and ``m = sum(deviations) / var_within / P``.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    n = pt.sum(mask)
+    mean = pt.sum(mask * deviations) / n
+    spread = pt.sum(mask * (deviations - mean) ** 2)
+    marginal = -0.5 * (
+        spread / var_within + n * mean**2 / (var_within + n * var_prior)
+        + (n - 1) * pt.log(var_within) + pt.log(var_within + n * var_prior) + n * np.log(2 * np.pi)
+    )
+    padding = pt.sum((1.0 - mask) * pm.logp(pm.Normal.dist(0.0, 1.0), values))
+    pm.Potential(prior_name, marginal + padding)
+    precision = 1.0 / var_prior + n / var_within
+    return n * mean / var_within / precision + pm.Normal(name, 0.0, 1.0) / pt.sqrt(precision)
+
+
+def _centred_slopes(problem: MirnaProblem, priors: Priors, chol, sd_level, level, mask):
+    """``beta`` and the isomiR effects with centred slopes, ``beta_k`` drawn given them (q = 2).
+
+    The slope column of ``Z`` is column ``k`` of ``X``, so ``log mu`` holds
+    ``slope_level_j = beta_k + b_j1`` and ``beta_k`` cancels, as ``beta_0`` does against the
+    levels. With ``b_j1 | b_j0 ~ N(L10 b_j0 / sd_level, L11^2)`` (``L`` the Cholesky factor),
+    ``slope_level_j - L10 b_j0 / sd_level ~ N(beta_k, L11^2)``, and
+    :func:`_conditional_coefficient` draws ``beta_k`` exactly given them. Where every isomiR's
+    counts pin its slope down (slope SD well above the slopes' standard errors), the
+    non-centred ``w_j1`` leave ``beta_k``, the slope SD and the ``w_j1`` on a curved ridge
+    (``beta_k + s w_j1`` fixed by the data).
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    coef_names = problem.coef_names
+    slope_name = problem.re_names[1]
+    intercept = _intercept(coef_names, priors, level, mask, sd_level)
+    slope_level = pm.Flat("isomir_slope_level", dims="isomir")
+    b0 = level - intercept
+    var_prior = float(priors.coef_sd(coef_names)[coef_names.index(slope_name)]) ** 2
+    slope = _conditional_coefficient(
+        "slope_raw", "isomir_slope_level_prior", slope_level - chol[1, 0] / sd_level * b0, slope_level,
+        mask, chol[1, 1] ** 2, var_prior,
+    )
+    beta = _coefficients(coef_names, priors, {"Intercept": intercept, slope_name: slope})
+    effect = pt.stack([b0, slope_level - slope], axis=1)
+    return beta, pm.Deterministic("isomir_effect", effect, dims=("isomir", "re_term"))
 
 
 def _isomir_effects(chol, sd_level, q: int, level, intercept, mask, n_isomirs: int):

@@ -31,7 +31,9 @@ import pandas as pd
 from scipy.stats import rankdata
 
 ROOT = Path(__file__).resolve().parents[1]
-SIM = ROOT.parent / "shared" / "anchors" / "sim_monocyte_scale"
+#: The shared simulation: ../shared beside the checkout (a worktree of /work/wt/NAME looks two levels up).
+SIM = next((base / "shared" / "anchors" / "sim_monocyte_scale" for base in ROOT.parents
+            if (base / "shared" / "anchors").is_dir()), ROOT.parent / "shared" / "anchors" / "sim_monocyte_scale")
 RESULTS = ROOT / "benchmarks" / "results"
 GLMER_SECONDS = 853.0  # full 593 s + reduced 260 s, anchors/README.md (lme4_run.log)
 CONFIGS = {
@@ -79,12 +81,12 @@ def score(fit) -> dict:
     table = fit.mirna_table().set_index("miRNA")
     table = table[table["coef"] == "group[T.case]"].reindex(fit.mirnas)
     truth = truth.loc[table.index]
-    covered = (table["eti_low"] <= truth["logFC"]) & (truth["logFC"] <= table["eti_high"])
+    covered = (table["ci_low"] <= truth["logFC"]) & (truth["logFC"] <= table["ci_high"])
     de, slope = truth["logFC"] != 0, truth["sd_slope"] > 0
     log_bf = fit.slope_table().set_index("miRNA")["log_bayes_factor"].reindex(table.index)
     out = {
-        "mse": float(np.mean((table["mean"] - truth["logFC"]) ** 2)),
-        "bias_null": float(np.mean(table["mean"][~de] - truth["logFC"][~de])) if (~de).any() else None,
+        "mse": float(np.mean((table["estimate"] - truth["logFC"]) ** 2)),
+        "bias_null": float(np.mean(table["estimate"][~de] - truth["logFC"][~de])) if (~de).any() else None,
         "coverage": float(covered.mean()),
         "coverage_with_slope": float(covered[slope].mean()) if slope.any() else None,
         "coverage_without_slope": float(covered[~slope].mean()) if (~slope).any() else None,
@@ -107,7 +109,7 @@ def estimates(fit) -> pd.DataFrame:
     truth = pd.read_csv(SIM / "truth_mirna.csv").set_index("miRNA")
     table = fit.mirna_table()
     table = table[table["coef"] == "group[T.case]"].set_index("miRNA").reindex(fit.mirnas)
-    columns = ["n_isomirs", "mean", "sd", "eti_low", "eti_high", "converged"]
+    columns = ["n_isomirs", "estimate", "sd", "ci_low", "ci_high", "converged"]
     return table[columns].join(truth[["logFC", "sd_slope"]].add_prefix("true_")).reset_index()
 
 

@@ -96,3 +96,37 @@ def test_pymc_backend_agrees_with_nutpie(first_fit):
     diff = other.posterior["beta"].mean(("chain", "draw")) - idata.posterior["beta"].mean(("chain", "draw"))
     sd = idata.posterior["beta"].std(("chain", "draw"))
     assert np.all(np.abs(diff.values) < 0.3 * sd.values)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_slope_parameterisation_follows_the_true_slope_sd(seed):
+    """Known truth: 20 samples, 8 isomiRs; slope SD 1.0 (slopes pinned by the counts) gives centred
+    slopes, slope SD 0 non-centred."""
+    from bayesmir.inference.nuts import slope_parameterisation
+
+    def choice(sd_slope):
+        truth = {"sd_isomir": np.array([1.2, sd_slope])}
+        return slope_parameterisation(simulate_problem(n_samples=20, n_isomirs=8, seed=seed, truth=truth))
+
+    assert choice(1.0) == "centred"
+    assert choice(0.0) == "non-centred"
+
+
+def test_fit_missing_the_rule_is_extended(first_fit):
+    """20 draws per chain cannot reach ESS 100 per chain, so one extension round runs: without
+    divergent transitions in the first run it pools 2 more chains (4 in all, the first 2 those of
+    extend=0), after divergences it reruns 2 chains at target_accept 0.999; the message says which
+    and why the rule still fails."""
+    problem = first_fit[0]
+    plain, first = get_method("nuts", draws=20, tune=50, chains=2, extend=0).fit_one(problem, seed=3)
+    assert plain.posterior.sizes["chain"] == 2 and not first["converged"] and "ESS" in first["message"]
+    assert "extended" not in first["message"] and "rerun" not in first["message"]
+    extended, row = get_method("nuts", draws=20, tune=50, chains=2, extend=1).fit_one(problem, seed=3)
+    assert not row["converged"]
+    if first["divergences"]:
+        assert extended.posterior.sizes["chain"] == 2 and row["message"].startswith("rerun at target_accept 0.999; ")
+        assert not np.array_equal(plain.posterior["beta"].values, extended.posterior["beta"].values)
+    else:
+        assert extended.posterior.sizes["chain"] == 4 and extended.sample_stats.sizes["chain"] == 4
+        assert row["message"].startswith("extended to 4 chains; ") and "ESS" in row["message"]
+        np.testing.assert_array_equal(plain.posterior["beta"].values, extended.posterior["beta"].values[:2])
