@@ -27,6 +27,7 @@ from bayesmir.cli_inputs import (
     CanonicalOption,
     CoefOption,
     CountsArgument,
+    ExtendOption,
     FormulaOption,
     LibrarySizeOption,
     LogBaseOption,
@@ -36,6 +37,7 @@ from bayesmir.cli_inputs import (
     QuietOption,
     ReferenceOption,
     SamplesOption,
+    SlopesOption,
     TypesCountsOption,
     check_frequentist_file,
     design_lines,
@@ -177,6 +179,8 @@ def fit(
     draws: Annotated[int | None, typer.Option(help="Posterior draws (per chain for nuts).")] = None,
     tune: Annotated[int | None, typer.Option(help="nuts: tuning steps per chain.")] = None,
     chains: Annotated[int | None, typer.Option(help="nuts: chains.")] = None,
+    slopes: SlopesOption = None,
+    extend: ExtendOption = None,
 ) -> None:
     """Fit the Bayesian isomiR mixed model to every miRNA and save the run.
 
@@ -209,7 +213,8 @@ def fit(
     with step("loading the fitting engine", quiet):
         import bayesmir.driver
 
-        options = method_options(method.value, family.value, draws=draws, tune=tune, chains=chains)
+        options = method_options(method.value, family.value, draws=draws, tune=tune, chains=chains,
+                                 slopes=slopes, extend=extend)
     try:
         result = bayesmir.driver.fit(
             filtered, formula=formula, coef=coef, family=family.value, random_slope=random_slope,

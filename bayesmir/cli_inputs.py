@@ -36,6 +36,10 @@ QuietOption = Annotated[bool, typer.Option("--quiet", help="No progress output (
 LogBaseOption = Annotated[str, typer.Option(
     help="Base of the log fold changes in the tables: e (natural log), 2 (log2: columns log2fc, "
          "log2fc_ci_low, ...) or 10. --delta stays a natural-log threshold.")]
+SlopesOption = Annotated[str | None, typer.Option(
+    help="nuts: isomiR slopes auto (chosen per miRNA), centred or non-centred (default auto).")]
+ExtendOption = Annotated[int | None, typer.Option(
+    help="nuts: extra sampling rounds for a fit that misses the convergence rule (default 2).")]
 TypesCountsOption = Annotated[str | None, typer.Option(
     "--counts", help="The counts the run was fitted on: their canonical annotation (mirtop, miRge3) "
                      "types the isomiRs of the 'effects by type' section.")]
@@ -188,6 +192,6 @@ def method_options(method: str, family: str, **given) -> dict:
     options = {key: value for key, value in given.items() if value is not None}
     try:
         get_method(method, family, **options)
-    except TypeError as error:
+    except (TypeError, ValueError) as error:
         raise InputError(f"--method {method}: {error}") from None
     return options

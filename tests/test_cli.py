@@ -97,6 +97,24 @@ def test_unknown_method_option_is_one_line_error(tmp_path):
     assert_one_line_error(result)
 
 
+@pytest.mark.parametrize("given", [["--method", "laplace", "--slopes", "centred"],
+                                   ["--method", "nuts", "--slopes", "sideways"]])
+def test_bad_nuts_slope_option_is_one_line_error(tmp_path, given):
+    """--slopes is a NUTS option with three values: elsewhere or misspelt, one error line, exit 2."""
+    assert_one_line_error(runner.invoke(app, ["fit", "example", *SMALL, *given, "--out", str(tmp_path / "run")]))
+
+
+def test_nuts_options_reach_the_method_as_in_the_api():
+    """The CLI's --slopes and --extend are NutsInference's ``slopes`` and ``extend`` (CLI = API)."""
+    from bayesmir.cli_inputs import method_options
+    from bayesmir.inference import get_method
+
+    options = method_options("nuts", "nb", slopes="centred", extend=0, draws=None)
+    assert options == {"slopes": "centred", "extend": 0}
+    method = get_method("nuts", "nb", **options)
+    assert method.options["slopes"] == "centred" and method.options["extend"] == 0
+
+
 def test_simulate_writes_files_that_read_back(tmp_path):
     """Counts written by `simulate` read back with the same library sizes (which the reader
     recomputes from every distinct sequence, to 1e-9 relative)."""
