@@ -41,6 +41,7 @@ from bayesmir.cli_inputs import (
     TypesCountsOption,
     check_frequentist_file,
     design_lines,
+    fit_plan_lines,
     frequentist_record,
     library_size_lines,
     load_data,
@@ -394,6 +395,7 @@ def info(
                                min_isomirs=min_isomirs)
     typer.echo("\nfilters:")
     typer.echo(filtered.filter_report.to_string(index=False))
+    typer.echo(fit_plan_lines(filtered))
 
 
 if __name__ == "__main__":

@@ -138,6 +138,20 @@ def library_size_lines(data, shown: int = 12) -> str:
     return f"\nlibrary totals (T_i) from {data.library_size_source}:\n  {values}{more}"
 
 
+def fit_plan_lines(filtered) -> str:
+    """What ``bayesmir fit`` with its defaults will do with ``filtered``: method, normalisation and
+    whether the empirical-Bayes shrinkage can be learned (it needs :data:`~bayesmir.shrinkage.MIN_MIRNAS`
+    converged miRNAs)."""
+    from bayesmir.problem import DEFAULT_NORMALISATION
+    from bayesmir.shrinkage import MIN_MIRNAS
+
+    n = len(filtered.mirnas)
+    shrinkage = (f"on (priors learned across the {n} miRNAs; --no-shrinkage for fixed priors)" if n >= MIN_MIRNAS
+                 else f"off: {n} miRNAs, fewer than the {MIN_MIRNAS} it needs; fixed priors")
+    return (f"\nfit defaults: method laplace, normalisation {DEFAULT_NORMALISATION}, full and reduced model\n"
+            f"  shrinkage: {shrinkage}")
+
+
 def design_lines(data, formula: str, coef: str | None, reference: dict | None) -> str:
     """Groups with their reference level and the coefficients a fit will produce."""
     from bayesmir.design import build_design, reference_levels

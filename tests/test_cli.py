@@ -59,6 +59,7 @@ def test_info_on_example_reports_filters():
     assert "22 miRNAs" in result.output
     report = result.output.split("filters:")[1]
     assert "miRNAs with >= 2 isomiRs      16" in report
+    assert "shrinkage: off: 16 miRNAs, fewer than the 20" in report  # what the fit will do with them
 
 
 @pytest.fixture
