@@ -205,7 +205,7 @@ def info_facts(output: str) -> tuple[str, str, str]:
     """(library totals line, last filter line, reference) from `bayesmir info` output."""
     lines = output.splitlines()
     totals = lines[lines.index(next(line for line in lines if line.startswith("library totals"))) + 1].strip()
-    filters = lines[-1].split()
+    filters = lines[lines.index(next(line for line in lines if line.startswith("fit defaults"))) - 2].split()
     reference = next(line for line in lines if "; reference " in line).rsplit(" ", 1)[-1]
     return totals, " ".join(filters[-4:]), reference
 
