@@ -442,14 +442,8 @@ def draw_latent(gaussian: LatentGaussian, params, data: Arrays, normals_g, norma
     beta, L, s, _ = split_params(params, data, latent_beta)
     chol = gaussian.schur_chol
     dg = jax.vmap(lambda e: jax.scipy.linalg.solve_triangular(chol, e, lower=True, trans="T"))(normals_g)
-    # One batched LAPACK call at a time: two independent ones run side by side on XLA's CPU pool,
-    # each waiting for its own batch tasks queued on that pool, deadlock it when the pool has as many
-    # threads as there are calls (seen on 2 cores: both tf_XLAEigen threads in lapack_dtrsm_ffi's
-    # ParallelBatchMap, the fit waiting forever). The barriers order them; the values are unchanged.
-    dg, normals_w = jax.lax.optimization_barrier((dg, normals_w))
     tri = jax.vmap(lambda c, e: jax.scipy.linalg.solve_triangular(c, e, lower=True, trans="T"))
     noise_w = jax.vmap(lambda e: tri(gaussian.block_chol, e))(normals_w)
-    noise_w, dg = jax.lax.optimization_barrier((noise_w, dg))
     cho = jax.vmap(lambda c, r: jax.scipy.linalg.cho_solve((c, True), r))
     shift = jax.vmap(lambda d: cho(gaussian.block_chol, jnp.einsum("mjk,m->jk", gaussian.cross, d)))(dg)
     g = gaussian.g + dg
