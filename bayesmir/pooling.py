@@ -89,6 +89,14 @@ def _split_design_psi(idata):
     return split_psi(np.asarray(idata[MIXTURE_GROUP]["psi"], dtype=float).T, q, family)
 
 
+def design_sds(idata) -> tuple[np.ndarray, np.ndarray]:
+    """The slope SDs (K, q - 1) and ``sd_sample`` (K, 1) at every point of the mixture design
+    (``inf`` where a far point overflows ``exp(psi)``)."""
+    log_sd, _, log_sd_sample, _ = _split_design_psi(idata)
+    with np.errstate(over="ignore"):
+        return np.exp(log_sd[1:].T), np.exp(np.asarray(log_sd_sample, dtype=float))[:, None]
+
+
 def log_normal_centre_and_scale(values) -> tuple[float, float]:
     """Median of ``log values`` and 1.4826 x their MAD (the SD for normal data), at least 0.1.
 
@@ -112,7 +120,7 @@ def slope_sd_points(idata) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     if MIXTURE_GROUP in idata.groups():
         weights = np.asarray(idata[MIXTURE_GROUP]["weight"], dtype=float)
-        sds = np.exp(_split_design_psi(idata)[0][1:].T)
+        sds = design_sds(idata)[0]
     else:
         sds = np.asarray(idata.posterior["sd_isomir"], dtype=float).reshape(-1, q)[:, 1:]
         weights = np.full(len(sds), 1.0 / len(sds))

@@ -52,7 +52,7 @@ import xarray as xr
 from scipy import optimize, special
 
 from bayesmir.mixture import EB_GROUP, MIXTURE_GROUP
-from bayesmir.pooling import pooled_slope_scale, slope_sd_points
+from bayesmir.pooling import design_sds, pooled_slope_scale, slope_sd_points
 from bayesmir.priors import Priors
 
 MIN_MIRNAS = 20  # converged miRNAs needed to learn the priors
@@ -215,7 +215,7 @@ def _pooled_slope_weights(mixtures: dict, learners: list[str], weights: dict, fi
     for name, idata in mixtures.items():
         if points[name] is None:
             continue
-        log_ratio = slope_log_ratio(_slope_sds(idata), first_scale, scale)
+        log_ratio = slope_log_ratio(design_sds(idata)[0], first_scale, scale)
         reweighted, shift = reweight(weights[name], log_ratio)
         if kish_ess(reweighted) < MIN_REWEIGHTED_ESS:
             kept += 1
@@ -233,7 +233,7 @@ def _pooled_sample_weights(mixtures: dict, learners: list[str], weights: dict, f
     for the fold-change prior, the isomiR-usage Bayes factor stays under the fits' own prior on it
     (adding this shift to the full model alone gave 47 false usage calls of 90 on the held-out
     simulation)."""
-    sds = {name: _sample_sds(idata) for name, idata in mixtures.items()}
+    sds = {name: design_sds(idata)[1] for name, idata in mixtures.items()}
     points = [(weights[name], sds[name]) for name in learners]
     scale = pooled_slope_scale(points, first_scale)
     new_weights, kept = dict(weights), 0
@@ -245,22 +245,6 @@ def _pooled_sample_weights(mixtures: dict, learners: list[str], weights: dict, f
         new_weights[name] = reweighted
     return new_weights, (f"sample prior: HalfNormal({scale:.3g}) pooled from {len(points)} miRNAs "
                                      f"(default {first_scale:g}); {kept} kept the default (ESS < {MIN_REWEIGHTED_ESS:g})")
-
-
-def _sample_sds(idata) -> np.ndarray:
-    """``sd_sample`` (K, 1) at every design point."""
-    from bayesmir.pooling import _split_design_psi
-
-    with np.errstate(over="ignore"):
-        return np.exp(np.asarray(_split_design_psi(idata)[2], dtype=float))[:, None]
-
-
-def _slope_sds(idata) -> np.ndarray:
-    """Slope SDs (K, q - 1) at every design point (all points, unlike :func:`slope_sd_points`)."""
-    from bayesmir.pooling import _split_design_psi
-
-    with np.errstate(over="ignore"):
-        return np.exp(_split_design_psi(idata)[0][1:].T)
 
 
 def slope_log_ratio(sds: np.ndarray, old_scale: float, new_scale: float) -> np.ndarray:
