@@ -51,6 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln
 
+from bayesmir import block_algebra
 from bayesmir.problem import MirnaProblem, bucket_size, padded_counts
 
 
@@ -251,19 +252,23 @@ def _blocks(params, data, z, family, latent_beta, observed):
 
 
 def _schur(H_gg, D, B):
-    """Cholesky factors of the isomiR blocks and of the Schur complement, and D^-1 B'."""
-    block_chol = jnp.linalg.cholesky(D)
-    solve_blocks = jax.vmap(lambda c, r: jax.scipy.linalg.cho_solve((c, True), r))
-    D_inv_Bt = solve_blocks(block_chol, jnp.transpose(B, (1, 2, 0)))  # (J, q, m)
+    """Cholesky factors of the isomiR blocks and of the Schur complement, and D^-1 B'.
+
+    The isomiR blocks are factorised by explicit algebra (:mod:`bayesmir.block_algebra`), never
+    by a batched LAPACK call, which can deadlock XLA's CPU thread pool; the one LAPACK call
+    left is the unbatched factorisation of the Schur complement.
+    """
+    block_chol = block_algebra.cholesky(D)
+    D_inv_Bt = jnp.swapaxes(block_algebra.cho_solve(block_chol[:, None], jnp.transpose(B, (1, 0, 2))), 1, 2)  # (J, q, m)
     S = H_gg - jnp.einsum("mjk,jkl->ml", B, D_inv_Bt)
-    return block_chol, jnp.linalg.cholesky(0.5 * (S + S.T)), D_inv_Bt, solve_blocks
+    return block_chol, jnp.linalg.cholesky(0.5 * (S + S.T)), D_inv_Bt
 
 
 def _newton_step(grad, hessian):
     """Solve H (dg, dw) = grad with the Schur complement of the isomiR blocks."""
     (grad_g, grad_w), (H_gg, D, B) = grad, hessian
-    block_chol, schur_chol, D_inv_Bt, solve_blocks = _schur(H_gg, D, B)
-    D_inv_gw = solve_blocks(block_chol, grad_w)
+    block_chol, schur_chol, D_inv_Bt = _schur(H_gg, D, B)
+    D_inv_gw = block_algebra.cho_solve(block_chol, grad_w)
     rhs = grad_g - jnp.einsum("mjk,jk->m", B, D_inv_gw)
     step_g = jax.scipy.linalg.cho_solve((schur_chol, True), rhs)
     step_w = D_inv_gw - jnp.einsum("jkm,m->jk", D_inv_Bt, step_g)
@@ -271,7 +276,7 @@ def _newton_step(grad, hessian):
 
 
 def _log_det(hessian):
-    block_chol, schur_chol, _, _ = _schur(*hessian)
+    block_chol, schur_chol, _ = _schur(*hessian)
     diagonal = jnp.diagonal(block_chol, axis1=1, axis2=2)
     return 2 * jnp.sum(jnp.log(diagonal)) + 2 * jnp.sum(jnp.log(jnp.diagonal(schur_chol)))
 
@@ -413,7 +418,7 @@ def latent_gaussian(params, data: Arrays, mode, family: str = "nb", latent_beta:
         Observed (True, as INLA) or expected Fisher weights in the precision.
     """
     _, hessian = _blocks(params, data, mode, family, latent_beta, observed)
-    block_chol, schur_chol, _, _ = _schur(*hessian)
+    block_chol, schur_chol, _ = _schur(*hessian)
     return LatentGaussian(mode[0], mode[1], schur_chol, block_chol, hessian[2])
 
 
@@ -439,14 +444,19 @@ def draw_latent(gaussian: LatentGaussian, params, data: Arrays, normals_g, norma
         ``sample_effect`` (S, n) = s v, ``isomir_effect`` (S, J_pad, q) = L w
         (rows of padded isomiRs are meaningless: drop them with the mask).
     """
+    # all draws' right-hand sides in one unbatched triangular solve (module block_algebra says why)
+    schur_noise = jax.scipy.linalg.solve_triangular(gaussian.schur_chol, normals_g.T, lower=True, trans="T").T
+    return latent_from_noise(gaussian, params, data, schur_noise, normals_w, latent_beta)
+
+
+def latent_from_noise(gaussian: LatentGaussian, params, data: Arrays, schur_noise, normals_w,
+                      latent_beta: bool = True):
+    """:func:`draw_latent` given the shared variables' noise ``schur_noise = chol(S)'^-1 normals_g``
+    (S, m): explicit block algebra only, so it may be vectorised over Gaussians as well."""
     beta, L, s, _ = split_params(params, data, latent_beta)
-    chol = gaussian.schur_chol
-    dg = jax.vmap(lambda e: jax.scipy.linalg.solve_triangular(chol, e, lower=True, trans="T"))(normals_g)
-    tri = jax.vmap(lambda c, e: jax.scipy.linalg.solve_triangular(c, e, lower=True, trans="T"))
-    noise_w = jax.vmap(lambda e: tri(gaussian.block_chol, e))(normals_w)
-    cho = jax.vmap(lambda c, r: jax.scipy.linalg.cho_solve((c, True), r))
-    shift = jax.vmap(lambda d: cho(gaussian.block_chol, jnp.einsum("mjk,m->jk", gaussian.cross, d)))(dg)
-    g = gaussian.g + dg
+    noise_w = block_algebra.solve_lower(gaussian.block_chol, normals_w, transpose=True)
+    shift = block_algebra.cho_solve(gaussian.block_chol, jnp.einsum("mjk,sm->sjk", gaussian.cross, schur_noise))
+    g = gaussian.g + schur_noise
     w = gaussian.w + noise_w - shift
     p = data.X.shape[1]
     if latent_beta:
@@ -458,6 +468,7 @@ def draw_latent(gaussian: LatentGaussian, params, data: Arrays, normals_g, norma
 
 #: Entry points run in 64-bit (:func:`in_x64`); the private helpers are traced inside them.
 for _name in ("pack_problem", "cholesky_factor", "split_params", "initial_latent", "newton_update",
-              "find_mode", "log_marginal", "value_and_grad", "hessian", "latent_gaussian", "draw_latent"):
+              "find_mode", "log_marginal", "value_and_grad", "hessian", "latent_gaussian", "draw_latent",
+              "latent_from_noise"):
     globals()[_name] = in_x64(globals()[_name])
 del _name

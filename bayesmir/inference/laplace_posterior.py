@@ -48,14 +48,24 @@ def gaussians_at(points, modes, data, q, family):
 
 @jax.jit
 def latent_draws(params, gaussians, chosen, data, normals_g, normals_w):
-    """Latent draws for each resampled hyperparameter point from the Gaussians of :func:`gaussians_at`."""
+    """Latent draws for each resampled hyperparameter point from the Gaussians of :func:`gaussians_at`.
+
+    The Schur factors' triangular solves run one draw at a time (a batched LAPACK call can
+    deadlock XLA's CPU pool, :mod:`bayesmir.block_algebra`); the isomiR blocks' algebra runs
+    on batches of draws.
+    """
+    def schur_noise(args):
+        index, e_g = args
+        return jax.scipy.linalg.solve_triangular(gaussians.schur_chol[index], e_g, lower=True, trans="T")
+
     def one(args):
-        index, e_g, e_w = args
+        index, noise, e_w = args
         pick = jax.tree_util.tree_map(lambda leaf: leaf[index], gaussians)
-        draws = marginal.draw_latent(pick, params[index], data, e_g[None], e_w[None], True)
+        draws = marginal.latent_from_noise(pick, params[index], data, noise[None], e_w[None], True)
         return jax.tree_util.tree_map(lambda leaf: leaf[0], draws)
 
-    return jax.lax.map(one, (chosen, normals_g, normals_w), batch_size=_DRAW_BATCH)
+    noises = jax.lax.map(schur_noise, (chosen, normals_g))
+    return jax.lax.map(one, (chosen, noises, normals_w), batch_size=_DRAW_BATCH)
 
 
 def mixture_dataset(problem: MirnaProblem, weights, beta_mean, beta_sd, points) -> xr.Dataset:
