@@ -95,7 +95,8 @@ def run(
     """
     check_scheduler(scheduler)
     tasks = list(tasks)
-    chunks = chunks_by_shape(tasks, shape_key or (lambda problem: problem.counts.shape))
+    shape_key = shape_key or (lambda problem: problem.counts.shape)
+    chunks = dispatch_order(chunks_by_shape(tasks, shape_key), shape_key)
     n_workers = _n_workers(n_jobs, len(chunks))
     with _progress_bar(len(tasks), label, progress) as advance:
         if scheduler == "serial" or (scheduler == "processes" and n_workers <= 1) or not tasks:
@@ -127,6 +128,22 @@ def chunks_by_shape(tasks: Sequence[Task], shape_key: Callable, chunk_cost: floa
         chunks[-1].append(tasks[i])
         cost += relative_cost(keys[i])
     return chunks
+
+
+def dispatch_order(chunks: list[list[Task]], shape_key: Callable) -> list[list[Task]]:
+    """The first chunk of every shape (costliest shape first), then the other chunks in order.
+
+    The workers take chunks first come, first served: they start on different shapes, so on a cold
+    start each shape's programs are compiled once, and its later chunks find them in the on-disk
+    compile cache instead of a second worker compiling them again at the same time.
+    """
+    firsts, rest, seen = [], [], set()
+    for chunk in chunks:
+        key = tuple(shape_key(chunk[0].problem))
+        (rest if key in seen else firsts).append(chunk)
+        seen.add(key)
+    firsts.sort(key=lambda chunk: -relative_cost(tuple(shape_key(chunk[0].problem))))
+    return firsts + rest
 
 
 def relative_cost(shape_key: tuple) -> float:

@@ -15,7 +15,7 @@ import pytest
 from mirna_sim import simulate_problem
 
 from bayesmir import runner
-from bayesmir.runner import Task, chunks_by_shape, relative_cost
+from bayesmir.runner import Task, chunks_by_shape, dispatch_order, relative_cost
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,6 +37,20 @@ def test_chunks_cover_every_task_once_one_shape_each_in_shape_order():
         assert all(a[0] <= b[0] for a, b in itertools.pairwise(keys))
         assert all(len(k) == 1 or sum(relative_cost(s) for s in k) <= limit for k in keys)
     assert len(chunks_by_shape(tasks, shape, chunk_cost=1.0)) == len(tasks)
+
+
+def test_dispatch_order_sends_every_shape_before_any_shape_twice():
+    """Same chunks; every shape's first chunk before any second one, costliest first; the rest in order."""
+    sizes = [2, 2, 2, 2, 30, 30, 3, 70, 2, 2, 30]
+    tasks = [Task(k, simulate_problem(12, J, seed=k, name=f"mir-{k}"), k) for k, J in enumerate(sizes)]
+    chunks = chunks_by_shape(tasks, shape, chunk_cost=150.0)
+    ordered = dispatch_order(chunks, shape)
+    assert sorted(map(id, ordered)) == sorted(map(id, chunks))
+    keys = [shape(chunk[0].problem) for chunk in ordered]
+    n_shapes = len(set(keys))
+    assert len(set(keys[:n_shapes])) == n_shapes
+    assert [k[1] for k in keys[:n_shapes]] == [70, 30, 3, 2]
+    assert [chunk for chunk in chunks if chunk not in ordered[:n_shapes]] == ordered[n_shapes:]
 
 
 def seed_plus_isomirs(problem, seed):
