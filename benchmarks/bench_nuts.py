@@ -13,7 +13,13 @@ usage:
     nice python benchmarks/bench_nuts.py                                  # all 120 miRNAs (~9 min, 2 cores)
     nice python benchmarks/bench_nuts.py --mirnas hsa-miR-9000,hsa-miR-9005 --name nuts_sim_subset
     nice python benchmarks/bench_nuts.py --options '{"slopes": "non-centred", "extend": 0}'
+    nice python benchmarks/bench_nuts.py --reuse-nuts benchmarks/results/nuts_sim.csv   # laplace only
 Results: benchmarks/results/<name>.md and <name>.csv (default name nuts_sim).
+
+laplace is compared like for like: the same model and priors as NUTS (``shrinkage=False``); the default
+(empirical-Bayes shrinkage across miRNAs, which NUTS does not do) is reported beside it (``laplace_eb``).
+``--reuse-nuts`` takes the NUTS columns of an earlier run's CSV and refits laplace only (writes
+``<name>_laplace.md/.csv``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -70,6 +77,56 @@ def per_mirna(nuts, laplace, options: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def with_laplace(frame: pd.DataFrame, laplace, prefix: str) -> pd.DataFrame:
+    """``frame`` (NUTS columns per miRNA) with a laplace run's logFC mean, SD, coverage and distance from NUTS."""
+    table = laplace.mirna_table().query("coef == @COEF").set_index("miRNA").loc[frame["miRNA"]]
+    frame = frame.copy()
+    frame[f"{prefix}_mean"], frame[f"{prefix}_sd"] = table["estimate"].to_numpy(), table["sd"].to_numpy()
+    frame[f"{prefix}_covered"] = ((table["ci_low"].to_numpy() <= frame["true_logFC"])
+                                  & (frame["true_logFC"] <= table["ci_high"].to_numpy()))
+    frame[f"{prefix}_minus_nuts_in_sd"] = (frame[f"{prefix}_mean"] - frame["nuts_mean"]) / frame["nuts_sd"]
+    frame[f"{prefix}_sd_ratio"] = frame[f"{prefix}_sd"] / frame["nuts_sd"]
+    return frame
+
+
+def distance_summary(frame: pd.DataFrame, prefix: str) -> dict:
+    """Accuracy of a laplace run and its distance from NUTS, over every miRNA and over those NUTS passed."""
+    out = {}
+    for subset, rows in (("all", frame), ("nuts_passed", frame[frame["converged"].astype(bool)])):
+        distance = rows[f"{prefix}_minus_nuts_in_sd"]
+        out |= {f"{prefix}_{subset}_n": len(rows),
+                f"{prefix}_{subset}_mse": float(np.mean((rows[f"{prefix}_mean"] - rows["true_logFC"]) ** 2)),
+                f"{prefix}_{subset}_coverage": float(rows[f"{prefix}_covered"].mean()),
+                f"{prefix}_{subset}_minus_nuts_in_sd_rms": float(np.sqrt(np.mean(distance**2))),
+                f"{prefix}_{subset}_minus_nuts_in_sd_max_abs": float(distance.abs().max()),
+                f"{prefix}_{subset}_sd_ratio_median": float(rows[f"{prefix}_sd_ratio"].median()),
+                f"{prefix}_{subset}_sd_ratio_range": (f"{rows[f'{prefix}_sd_ratio'].min():.3f}.."
+                                                      f"{rows[f'{prefix}_sd_ratio'].max():.3f}")}
+    return out
+
+
+def laplace_only(nuts_frame: pd.DataFrame, name: str) -> None:
+    """laplace like for like (``shrinkage=False``) and with its defaults against an earlier run's NUTS columns."""
+    keep = [c for c in nuts_frame.columns if not c.startswith("laplace") and c != "sd_ratio_laplace_nuts"]
+    frame, totals = nuts_frame[keep], {"nuts_passed": int(nuts_frame["converged"].sum())}
+    for prefix, options in (("laplace", {"shrinkage": False}), ("laplace_eb", {})):
+        result, seconds = fit("laplace", list(frame["miRNA"]), **options)
+        frame = with_laplace(frame, result, prefix)
+        totals |= {f"{prefix}_seconds": seconds, **distance_summary(frame, prefix)}
+    env = environment()
+    frame.to_csv(RESULTS / f"{name}_laplace.csv", index=False)
+    lines = [f"# laplace against NUTS on the shared simulation: {env['date']}", "",
+             (f"`{env['command']}` ({env['cores']} cores, versions {env['versions']}). NUTS columns from the CSV "
+             "given (seed 1, total-count normalisation); laplace refitted with the same settings, "
+             "`laplace` = the same model and priors as NUTS (`shrinkage=False`), `laplace_eb` = the defaults "
+             "(empirical-Bayes shrinkage across miRNAs). Distance: (laplace mean - NUTS mean) / NUTS SD; "
+             "SD ratio: laplace SD / NUTS SD."), "",
+             markdown_table(pd.DataFrame([totals]).T.reset_index().set_axis(["quantity", "value"], axis=1)), "",
+             f"Per miRNA: `{name}_laplace.csv`."]
+    (RESULTS / f"{name}_laplace.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def _problem(idata, mirna):
     from bayesmir.problem import problem_from_idata
 
@@ -103,14 +160,19 @@ def main() -> None:
     parser.add_argument("--mirnas", help="comma-separated miRNAs (default: all)")
     parser.add_argument("--options", default="{}", help="JSON dict of NUTS options")
     parser.add_argument("--name", default="nuts_sim", help="results file name (without extension)")
+    parser.add_argument("--reuse-nuts", type=Path, help="an earlier run's CSV: refit laplace only")
     args = parser.parse_args()
     options = json.loads(args.options)
     mirnas = args.mirnas.split(",") if args.mirnas else None
+    if args.reuse_nuts:
+        laplace_only(pd.read_csv(args.reuse_nuts), args.name)
+        return
     load_before = os.getloadavg()
     nuts, seconds = fit("nuts", mirnas, **options)
     load_after = os.getloadavg()
-    laplace, laplace_seconds = fit("laplace", mirnas)
+    laplace, laplace_seconds = fit("laplace", mirnas, shrinkage=False)
     frame = per_mirna(nuts, laplace, options)
+    frame = with_laplace(frame, fit("laplace", mirnas)[0], "laplace_eb")
     totals = summary(frame, seconds, laplace_seconds, score(nuts))
     env = {**environment(), "load_average_before": load_before, "load_average_after_nuts": load_after,
            "nuts_options": options}
