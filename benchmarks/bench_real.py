@@ -19,7 +19,9 @@ usage:
     python benchmarks/bench_real.py                          # glmer.nb from the anchor, the rest live
     python benchmarks/bench_real.py --glmmtmb-csv FILE       # re-use a glmmTMB run of fit_glmmtmb.R
     python benchmarks/bench_real.py --mirnas 10              # a quick check on the first 10 miRNAs
-Results: benchmarks/results/speed_real.md, speed_real.csv (per miRNA), speed_real.json.
+    python benchmarks/bench_real.py --jobs 2                 # bayesmir on 2 worker processes
+Results: benchmarks/results/speed_real.md, speed_real.csv (per miRNA), speed_real.json
+(speed_real_<N>jobs.* with --jobs N).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ import bayesmir
 data = bayesmir.read_counts(sys.argv[1], samples=sys.argv[2]).filter()
 mirnas = data.mirnas[:int(sys.argv[3])] if int(sys.argv[3]) else None
 begin, begin_cpu = time.perf_counter(), time.process_time()
-fit = bayesmir.fit(data, method="laplace", progress=False, mirnas=mirnas)
+fit = bayesmir.fit(data, method="laplace", progress=False, mirnas=mirnas, n_jobs=int(sys.argv[4]))
 end, end_cpu = time.perf_counter(), time.process_time()
 table = fit.mirna_table()
 print(json.dumps({"fit_seconds": end - begin, "fit_cpu_seconds": end_cpu - begin_cpu,
@@ -70,7 +72,7 @@ def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def run_bayesmir(cache: Path, n_mirnas: int, timeout: float) -> dict:
+def run_bayesmir(cache: Path, n_mirnas: int, timeout: float, n_jobs: int = 1) -> dict:
     """One fit of the real set in a fresh process with the compile cache ``cache`` (stopped after
     ``timeout`` seconds: a fit has been seen to wait forever on an XLA result, speed_real.md)."""
     env = {**os.environ, "BAYESMIR_JAX_CACHE": str(cache), "PYTHONPATH": str(ROOT)}
@@ -78,7 +80,7 @@ def run_bayesmir(cache: Path, n_mirnas: int, timeout: float) -> dict:
     start = time.perf_counter()
     output = subprocess.run(
         [sys.executable, "-c", BAYESMIR_CHILD, str(DATA / "counts_long.csv"), str(DATA / "samples.csv"),
-         str(n_mirnas)], env=env, capture_output=True, text=True, check=True, timeout=timeout)
+         str(n_mirnas), str(n_jobs)], env=env, capture_output=True, text=True, check=True, timeout=timeout)
     wall = time.perf_counter() - start
     result = json.loads(output.stdout.strip().splitlines()[-1])
     return {**result, "wall_seconds": wall, "load_before": load_before, "load_after": load_average()}
@@ -129,17 +131,21 @@ def machine() -> dict:
             "platform": platform.platform()}
 
 
-def write_outputs(summary: dict, per_mirna: pd.DataFrame) -> None:
-    """speed_real.md, .csv and .json in benchmarks/results."""
+def write_outputs(summary: dict, per_mirna: pd.DataFrame, n_jobs: int = 1) -> None:
+    """speed_real.md, .csv and .json in benchmarks/results (speed_real_<N>jobs.* with ``n_jobs`` N > 1)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    per_mirna.to_csv(RESULTS / "speed_real.csv", index_label="mirna")
-    (RESULTS / "speed_real.json").write_text(json.dumps(summary, indent=2) + "\n")
+    name = "speed_real" if n_jobs == 1 else f"speed_real_{n_jobs}jobs"
+    per_mirna.to_csv(RESULTS / f"{name}.csv", index_label="mirna")
+    (RESULTS / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
     times, ratios = summary["seconds"], summary["ratios"]
     lines = [
         "# Speed on real data (somel2010_brain, miRglmm's filters)", "",
         f"Command: `{summary['command']}` ({summary['date']}).",
         (f"Data: {summary['n_mirnas']} miRNAs, {summary['n_isomirs']} isomiRs (up to {summary['max_isomirs']} "
-         "per miRNA), 6 samples; every tool fits the full and the reduced model of every miRNA."), "",
+         "per miRNA), 6 samples; every tool fits the full and the reduced model of every miRNA. "
+         f"bayesmir with n_jobs={n_jobs} "
+         + ("(one core, as glmer.nb and glmmTMB, which are single-threaded)." if n_jobs == 1 else
+            f"({n_jobs} worker processes; glmer.nb and glmmTMB use one core).")), "",
         "| tool | seconds (full + reduced) | load before / after | note |", "|---|---|---|---|",
     ]
     for name, entry in summary["runs"].items():
@@ -157,7 +163,7 @@ def write_outputs(summary: dict, per_mirna: pd.DataFrame) -> None:
               + ", ".join(f"{state} {summary['runs'][f'bayesmir {state}']['fit_cpu_seconds']:.1f} s"
                           for state in ("cold", "warm")) + " (on a loaded machine CPU time is the steadier figure).",
               ""]
-    (RESULTS / "speed_real.md").write_text("\n".join(lines))
+    (RESULTS / f"{name}.md").write_text("\n".join(lines))
 
 
 def main() -> None:
@@ -166,12 +172,14 @@ def main() -> None:
     parser.add_argument("--glmer", choices=("anchor", "run"), default="anchor")
     parser.add_argument("--glmmtmb-csv", type=Path, help="re-use this output of fit_glmmtmb.R")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed to each bayesmir fit")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="bayesmir's n_jobs (1: one core, as glmer.nb and glmmTMB; results file speed_real_<N>jobs)")
     args = parser.parse_args()
     runs: dict[str, dict] = {}
     raw = Path(tempfile.mkdtemp(prefix="bench_real_"))
     with tempfile.TemporaryDirectory(prefix="bayesmir_jax_cache_") as cache:
         for state in ("cold", "warm"):
-            runs[f"bayesmir {state}"] = run_bayesmir(Path(cache), args.mirnas, args.timeout)
+            runs[f"bayesmir {state}"] = run_bayesmir(Path(cache), args.mirnas, args.timeout, args.jobs)
             print(f"bayesmir {state}: {runs[f'bayesmir {state}']['fit_seconds']:.1f} s", flush=True)
     mirnas = runs["bayesmir cold"]["mirnas"]
     if args.glmmtmb_csv is None:
@@ -209,7 +217,7 @@ def main() -> None:
                "n_mirnas": len(mirnas), "n_isomirs": int(per_mirna["n_isomirs"].sum()),
                "max_isomirs": int(per_mirna["n_isomirs"].max()), "seconds": seconds, "ratios": ratios,
                "runs": runs, "machine": machine(), "versions": versions()}
-    write_outputs(summary, per_mirna)
+    write_outputs(summary, per_mirna, args.jobs)
     print(json.dumps({"seconds": seconds, "ratios": ratios}, indent=1))
 
 
