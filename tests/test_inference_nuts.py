@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import arviz as az
 import numpy as np
 import pytest
@@ -110,6 +112,17 @@ def test_slope_parameterisation_follows_the_true_slope_sd(seed):
 
     assert choice(1.0) == "centred"
     assert choice(0.0) == "non-centred"
+
+
+def test_two_isomirs_are_never_centred():
+    """With two isomiRs I^2 has one degree of freedom: non-centred even with a slope SD of 2 whose
+    I^2 is near 1 (shown with the same problem's first two isomiRs against all eight)."""
+    from bayesmir.inference.nuts import slope_parameterisation
+
+    problem = simulate_problem(n_samples=20, n_isomirs=8, seed=1, truth={"sd_isomir": np.array([1.2, 2.0])})
+    assert slope_parameterisation(problem) == "centred"
+    two = dataclasses.replace(problem, counts=problem.counts[:, :2], sequences=problem.sequences[:2])
+    assert slope_parameterisation(two) == "non-centred"
 
 
 def test_fit_missing_the_rule_is_extended(first_fit):

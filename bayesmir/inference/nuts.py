@@ -304,6 +304,11 @@ class NutsInference(Inference):
 #: Heterogeneity ``I^2`` of the isomiRs' raw log fold changes above which the slopes are
 #: sampled centred (:func:`slope_parameterisation`).
 CENTRED_SLOPES_I2 = 0.75
+#: Fewer isomiRs than this are always sampled non-centred: with two, ``I^2`` rests on one degree of
+#: freedom, and the two no-slope miRNAs it sent to centred slopes on the simulation failed with R-hat
+#: 1.1-1.7 in 135-142 s each (non-centred: R-hat 1.013-1.015 in 24-38 s; a two-isomiR miRNA with
+#: slope SD 0.5 passed non-centred and failed centred; ``results/nuts_probe_two_isomirs.md``).
+MIN_ISOMIRS_CENTRED = 3
 
 
 def slope_parameterisation(problem: MirnaProblem) -> str:
@@ -323,7 +328,7 @@ def slope_parameterisation(problem: MirnaProblem) -> str:
     """
     slope = np.asarray(problem.Z, dtype=float)[:, 1]
     groups = [slope == value for value in np.unique(slope)]
-    if len(groups) != 2 or problem.n_isomirs < 2 or min(g.sum() for g in groups) < 2:
+    if len(groups) != 2 or problem.n_isomirs < MIN_ISOMIRS_CENTRED or min(g.sum() for g in groups) < 2:
         return "non-centred"
     log_rate = np.log(np.asarray(problem.counts, dtype=float) + 0.5) - np.asarray(problem.offset)[:, None]
     log_rate = log_rate - log_rate.mean(axis=1, keepdims=True)
