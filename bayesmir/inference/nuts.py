@@ -304,11 +304,12 @@ class NutsInference(Inference):
 #: Heterogeneity ``I^2`` of the isomiRs' raw log fold changes above which the slopes are
 #: sampled centred (:func:`slope_parameterisation`).
 CENTRED_SLOPES_I2 = 0.75
-#: Fewer isomiRs than this are always sampled non-centred: with two, ``I^2`` rests on one degree of
-#: freedom, and the two no-slope miRNAs it sent to centred slopes on the simulation failed with R-hat
-#: 1.1-1.7 in 135-142 s each (non-centred: R-hat 1.013-1.015 in 24-38 s; a two-isomiR miRNA with
-#: slope SD 0.5 passed non-centred and failed centred; ``results/nuts_probe_two_isomirs.md``).
-MIN_ISOMIRS_CENTRED = 3
+#: The threshold for two isomiRs, whose ``I^2`` rests on one degree of freedom: on the shared simulation
+#: the two-isomiR miRNAs with slope SD 0.5 had ``I^2`` 0.90-0.997, those without 0.80 at most, and the two
+#: no-slope ones that 0.75 sent to centred slopes failed with R-hat 1.1-1.7 in 135-142 s each
+#: (non-centred: R-hat 1.013-1.015 in 24-38 s), while the three above 0.95 passed centred in 2-5 s
+#: and failed non-centred (``results/nuts_probe_two_isomirs.md``, ``results/nuts_sim.csv``).
+CENTRED_SLOPES_I2_TWO_ISOMIRS = 0.95
 
 
 def slope_parameterisation(problem: MirnaProblem) -> str:
@@ -328,7 +329,7 @@ def slope_parameterisation(problem: MirnaProblem) -> str:
     """
     slope = np.asarray(problem.Z, dtype=float)[:, 1]
     groups = [slope == value for value in np.unique(slope)]
-    if len(groups) != 2 or problem.n_isomirs < MIN_ISOMIRS_CENTRED or min(g.sum() for g in groups) < 2:
+    if len(groups) != 2 or problem.n_isomirs < 2 or min(g.sum() for g in groups) < 2:
         return "non-centred"
     log_rate = np.log(np.asarray(problem.counts, dtype=float) + 0.5) - np.asarray(problem.offset)[:, None]
     log_rate = log_rate - log_rate.mean(axis=1, keepdims=True)
@@ -338,7 +339,8 @@ def slope_parameterisation(problem: MirnaProblem) -> str:
     centre = np.sum(weight * difference) / np.sum(weight)
     q_statistic = float(np.sum(weight * (difference - centre) ** 2))
     i_squared = (q_statistic - (problem.n_isomirs - 1)) / q_statistic if q_statistic > 0 else 0.0
-    return "centred" if i_squared > CENTRED_SLOPES_I2 else "non-centred"
+    threshold = CENTRED_SLOPES_I2_TWO_ISOMIRS if problem.n_isomirs == 2 else CENTRED_SLOPES_I2
+    return "centred" if i_squared > threshold else "non-centred"
 
 
 def extension_seed(seed: int, round_: int) -> int:
