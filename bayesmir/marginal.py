@@ -21,8 +21,9 @@ The Hessian is block structured: the fixed effects (``latent_beta`` mode), a dia
 block of the sample effects, one ``q x q`` block per isomiR, and cross blocks. Systems are
 solved with a Schur complement (:mod:`bayesmir.latent_blocks`): of the isomiR blocks (dense
 ``(beta, v)``) when there are fewer samples than isomiR columns, else of the sample block
-(dense ``(beta, w)``), so the cost grows linearly in the number of samples, not cubically. The isomiR axis is padded to size buckets with a mask so one
-compiled function serves many miRNAs; padded isomiRs do not change any result.
+(dense ``(beta, w)``), so the cost grows linearly in the number of samples, not cubically.
+The isomiR axis is padded to size buckets with a mask so one compiled function serves many
+miRNAs (:func:`~bayesmir.problem.padded_size`); padded isomiRs do not change any result.
 
 Parameter vectors
 -----------------
