@@ -303,3 +303,39 @@ def test_padding_is_tight_with_many_samples(n_isomirs, n_samples, size):
     """From SMALL_PAD_SAMPLES samples on, the isomiR axis is padded to powers of 2 from 4 (the dense
     block then grows with the padding); with fewer samples as before (at least 64 columns)."""
     assert marginal.padded_size(n_isomirs, n_samples) == size
+
+
+def test_sample_elimination_programs_have_no_batched_lapack_call(many_samples):
+    """The programs of the sample-eliminating order (30 samples, 4 isomiRs padded to 4) call LAPACK
+    unbatched only, as tests/test_block_algebra.py checks for the isomiR order."""
+    from test_block_algebra import _batched_lapack_calls
+
+    from bayesmir.inference import laplace_programs
+
+    data = marginal.pack_problem(many_samples, prior_sd=2.5, pad_to=4)
+    assert marginal._eliminate_samples(data)
+    q, family = 2, "nb"
+    psi = jnp.asarray(hyper.initial_psi(q, family))
+    params = hyper.to_hyper(psi, q, family)
+    z0 = marginal.initial_latent(data, True)
+    stacked = jax.tree_util.tree_map(lambda leaf: jnp.stack([leaf, leaf]),
+                                     marginal.latent_gaussian(params, data, z0, family, True))
+    modes = jax.tree_util.tree_map(lambda leaf: jnp.stack([leaf, leaf]), z0)
+    ml_params = jnp.concatenate([jnp.zeros(2), params])
+    ml_start = marginal.initial_latent(data, False)
+    m, (J, _) = z0[0].shape[0], z0[1].shape
+
+    def compiled(function, *args, **static):
+        return jax.jit(lambda *a: function(*a, **static)).lower(*args).compile().as_text()
+
+    programs = {
+        "objective": compiled(laplace_programs.objective, psi, data, z0, jnp.ones(len(laplace_programs.PRIOR_FIELDS)),
+                              q=q, family=family),
+        "gaussians_at": compiled(laplace_posterior.gaussians_at, jnp.stack([psi, psi]), modes, data, q=q, family=family),
+        "latent_draws": compiled(laplace_posterior.latent_draws, jnp.stack([params, params]), stacked,
+                                 jnp.array([0, 1, 1]), data, jnp.zeros((3, m)), jnp.zeros((3, J, q))),
+        "hessian (ML)": compiled(marginal.hessian, ml_params, data, ml_start, family=family),
+    }
+    assert all("lapack_" in hlo for hlo in programs.values())
+    offenders = {name: _batched_lapack_calls(hlo) for name, hlo in programs.items()}
+    assert not any(offenders.values()), offenders
