@@ -292,6 +292,10 @@ def summarise() -> None:
         ("- The after engine's cost is no power law of the samples: at 40 samples the padding (>= 64 columns) and "
          "the order (isomiR blocks eliminated) are as before, from 64 samples on the padding is tight, so its "
          "fitted exponent (~0.1) only describes these points; read the corner from the measured 100 x 500 point."),
+        ("- 200 x 500 on 2 worker processes (load 1.6 -> 4.3, the lead's benchmarks started meanwhile): 463 s of "
+         "runner, 2.3 s per miRNA, slower than serial: each worker compiles the 3 padded sizes itself (~2 min "
+         "each under load) and the other jobs took ~half the cores; peak 5.5 GB for parent + 2 workers, over "
+         "the 4 GB target (1.3 GB serial). Not a clean test of the 2-worker split; to be re-run on a quiet machine."),
         ("- The ab5c8eb 10 x 500 re-run overlapped ~9 min with a test run of this worktree (load 3-4.5), the "
          "after rows with the lead's benchmarks and short probes (load 4-6)."),
         "- Dask workers compile their own programs (warm-up happens in the parent): that is in their `fits`.",
