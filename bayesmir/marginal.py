@@ -17,11 +17,13 @@ iterations with the observed Hessian, outside the differentiated function; gradi
 come from one (or two, for exact second derivatives) Newton steps taken from the
 stop-gradient mode, so they equal the implicit-function derivatives.
 
-The Hessian is block structured: a dense block for the shared latent variables ``g``
-(the sample effects, plus the fixed effects in the ``latent_beta`` mode), one ``q x q``
-block per isomiR and a cross block; systems are solved with the Schur complement of
-the isomiR blocks. The isomiR axis is padded to size buckets with a mask so one
-compiled function serves many miRNAs; padded isomiRs do not change any result.
+The Hessian is block structured: the fixed effects (``latent_beta`` mode), a diagonal
+block of the sample effects, one ``q x q`` block per isomiR, and cross blocks. Systems are
+solved with a Schur complement (:mod:`bayesmir.latent_blocks`): of the isomiR blocks (dense
+``(beta, v)``) when there are fewer samples than isomiR columns, else of the sample block
+(dense ``(beta, w)``), so the cost grows linearly in the number of samples, not cubically.
+The isomiR axis is padded to size buckets with a mask so one compiled function serves many
+miRNAs (:func:`~bayesmir.problem.padded_size`); padded isomiRs do not change any result.
 
 Parameter vectors
 -----------------
@@ -51,8 +53,16 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln
 
-from bayesmir import block_algebra
-from bayesmir.problem import MirnaProblem, bucket_size, padded_counts
+from bayesmir import latent_blocks
+from bayesmir.problem import (  # noqa: F401 (the padding's names are part of this module's interface)
+    BUCKET_BASE,
+    LARGE_STEP,
+    MIN_PADDED,
+    SMALL_PAD_SAMPLES,
+    MirnaProblem,
+    padded_counts,
+    padded_size,
+)
 
 
 def in_x64(function):
@@ -89,22 +99,6 @@ def use_compilation_cache() -> None:
 
 
 FAMILIES = ("nb", "poisson")
-BUCKET_BASE = 4  # isomiR axis padded to powers of 4 (see problem.bucket_size) ...
-MIN_PADDED = 64  # ... at least 64: a shape costs ~9 s of compiling, 64 columns instead of 16 ~0.1 s per fit
-LARGE_STEP = 1024  # ... and above this, to multiples of it (1,052 isomiRs: 2,048 columns, not 4,096)
-
-
-def padded_size(n_isomirs: int) -> int:
-    """Padded isomiR count of the engine's arrays: powers of 4 from :data:`MIN_PADDED` up to
-    :data:`LARGE_STEP`, multiples of :data:`LARGE_STEP` beyond.
-
-    Each size is one set of compiled programs (~9 s of CPU per size and model); the cost of a
-    fit grows with the padded size only beyond ~64 columns (measured on the example: 0.12 /
-    0.20 / 0.41 s per fit at 16 / 64 / 256 columns for a miRNA with 15 isomiRs).
-    """
-    if n_isomirs > LARGE_STEP:
-        return -(-int(n_isomirs) // LARGE_STEP) * LARGE_STEP
-    return max(MIN_PADDED, bucket_size(n_isomirs, base=BUCKET_BASE))
 _MAX_NEWTON = 60
 _HALVINGS = 12
 
@@ -124,15 +118,19 @@ class LatentGaussian(NamedTuple):
     """Gaussian approximation of the latent field given the hyperparameters.
 
     Spherical coordinates: ``g`` (m,) = (beta / prior_sd, v) with ``latent_beta`` or
-    ``v`` alone, and ``w`` (J_pad, q). Precision ``H = [[H_gg, B], [B', D]]``,
-    ``D = blockdiag(D_j)``.
+    ``v`` alone, and ``w`` (J_pad, q). The precision ``H`` is factorised in the problem's
+    elimination order (:mod:`bayesmir.latent_blocks`): with the isomiR blocks eliminated
+    the dense block is ``g`` (``schur_chol`` (m, m)); with the samples eliminated (``n > J_pad q``)
+    it is ``(beta / prior_sd, w)`` (``schur_chol`` (p + J_pad q, ...)). Either way ``beta``'s
+    coordinates come first, so ``schur_chol``'s leading ``p`` rows and columns give ``beta``'s
+    marginal covariance, the leading block of ``S^-1``.
     """
 
     g: jax.Array  #: (m,) mode of g
     w: jax.Array  #: (J_pad, q) mode of w
-    schur_chol: jax.Array  #: (m, m) lower Cholesky of S = H_gg - B D^-1 B'
-    block_chol: jax.Array  #: (J_pad, q, q) lower Cholesky of each D_j
-    cross: jax.Array  #: (m, J_pad, q) the cross block B
+    schur_chol: jax.Array  #: lower Cholesky of the dense block's Schur complement S
+    block_chol: jax.Array  #: (J_pad, q, q) Cholesky of each D_j, or (n,) sqrt of the sample block's diagonal
+    cross: jax.Array  #: (m, J_pad, q) cross block B, or (p + J_pad q, n) cross block C
 
 
 def pack_problem(
@@ -146,9 +144,9 @@ def pack_problem(
     prior_sd : float or array of shape (p,)
         Prior SD of each fixed effect (``latent_beta`` mode only).
     pad_to : int, optional
-        Padded isomiR count; default :func:`padded_size`.
+        Padded isomiR count; default :func:`~bayesmir.problem.padded_size` of its isomiRs and samples.
     """
-    size = padded_size(problem.n_isomirs) if pad_to is None else int(pad_to)
+    size = padded_size(problem.n_isomirs, problem.n_samples) if pad_to is None else int(pad_to)
     counts, mask = padded_counts(problem, size)
     p = problem.X.shape[1]
     return Arrays(
@@ -189,17 +187,17 @@ def initial_latent(data: Arrays, latent_beta: bool) -> tuple[jax.Array, jax.Arra
 
 
 def _linear_parts(params, data, latent_beta):
-    """Fixed part of eta (n,), dense latent design G (n, m), isomiR design A = Z L (n, q)."""
+    """Fixed part of eta (n,), the latent fixed effects' design ``X prior_sd`` (n, p; n x 0 without
+    ``latent_beta``), ``s``, the isomiR design ``A = Z L`` (n, q) and ``log theta``."""
     beta, L, s, log_theta = split_params(params, data, latent_beta)
-    n = data.X.shape[0]
-    scaled_identity = s * jnp.eye(n)
     if latent_beta:
-        return data.offset, jnp.concatenate([data.X * data.prior_sd, scaled_identity], 1), data.Z @ L, log_theta
-    return data.offset + data.X @ beta, scaled_identity, data.Z @ L, log_theta
+        return data.offset, data.X * data.prior_sd, s, data.Z @ L, log_theta
+    return data.offset + data.X @ beta, data.X[:, :0], s, data.Z @ L, log_theta
 
 
-def _eta(fixed, G, A, g, w):
-    return fixed[:, None] + (G @ g)[:, None] + A @ w.T
+def _eliminate_samples(data) -> bool:
+    """The elimination order of this problem's shapes (:func:`bayesmir.latent_blocks.eliminate_samples`)."""
+    return latent_blocks.eliminate_samples(data.X.shape[0], data.counts.shape[1] * data.Z.shape[1])
 
 
 def _loglik(eta, data, log_theta, family, constants=True):
@@ -232,53 +230,20 @@ def _score_and_weights(eta, data, log_theta, family, observed):
 
 
 def _penalised(params, data, z, family, latent_beta, constants=True):
-    fixed, G, A, log_theta = _linear_parts(params, data, latent_beta)
+    fixed, Xs, s, A, log_theta = _linear_parts(params, data, latent_beta)
     g, w = z
-    eta = _eta(fixed, G, A, g, w)
+    eta = latent_blocks.eta(fixed, Xs, s, A, g, w)
     return _loglik(eta, data, log_theta, family, constants) - 0.5 * (g @ g) - 0.5 * jnp.sum(w * w)
 
 
 def _blocks(params, data, z, family, latent_beta, observed):
-    """Gradient of the negative log joint and the blocks of its Hessian at ``z``."""
-    fixed, G, A, log_theta = _linear_parts(params, data, latent_beta)
+    """Gradient of the negative log joint at ``z`` and its Hessian, factorised in this problem's
+    elimination order (:mod:`bayesmir.latent_blocks`)."""
+    fixed, Xs, s, A, log_theta = _linear_parts(params, data, latent_beta)
     g, w = z
-    score, weight = _score_and_weights(_eta(fixed, G, A, g, w), data, log_theta, family, observed)
-    grad_g = g - G.T @ score.sum(1)
-    grad_w = w - jnp.einsum("ij,ik->jk", score, A)
-    H_gg = jnp.eye(G.shape[1]) + (G.T * weight.sum(1)) @ G
-    D = jnp.eye(A.shape[1]) + jnp.einsum("ij,ik,il->jkl", weight, A, A)
-    B = jnp.einsum("im,ij,ik->mjk", G, weight, A)
-    return (grad_g, grad_w), (H_gg, D, B)
-
-
-def _schur(H_gg, D, B):
-    """Cholesky factors of the isomiR blocks and of the Schur complement, and D^-1 B'.
-
-    The isomiR blocks are factorised by explicit algebra (:mod:`bayesmir.block_algebra`), never
-    by a batched LAPACK call, which can deadlock XLA's CPU thread pool; the one LAPACK call
-    left is the unbatched factorisation of the Schur complement.
-    """
-    block_chol = block_algebra.cholesky(D)
-    D_inv_Bt = jnp.swapaxes(block_algebra.cho_solve(block_chol[:, None], jnp.transpose(B, (1, 0, 2))), 1, 2)  # (J, q, m)
-    S = H_gg - jnp.einsum("mjk,jkl->ml", B, D_inv_Bt)
-    return block_chol, jnp.linalg.cholesky(0.5 * (S + S.T)), D_inv_Bt
-
-
-def _newton_step(grad, hessian):
-    """Solve H (dg, dw) = grad with the Schur complement of the isomiR blocks."""
-    (grad_g, grad_w), (H_gg, D, B) = grad, hessian
-    block_chol, schur_chol, D_inv_Bt = _schur(H_gg, D, B)
-    D_inv_gw = block_algebra.cho_solve(block_chol, grad_w)
-    rhs = grad_g - jnp.einsum("mjk,jk->m", B, D_inv_gw)
-    step_g = jax.scipy.linalg.cho_solve((schur_chol, True), rhs)
-    step_w = D_inv_gw - jnp.einsum("jkm,m->jk", D_inv_Bt, step_g)
-    return step_g, step_w
-
-
-def _log_det(hessian):
-    block_chol, schur_chol, _ = _schur(*hessian)
-    diagonal = jnp.diagonal(block_chol, axis1=1, axis2=2)
-    return 2 * jnp.sum(jnp.log(diagonal)) + 2 * jnp.sum(jnp.log(jnp.diagonal(schur_chol)))
+    score, weight = _score_and_weights(latent_blocks.eta(fixed, Xs, s, A, g, w), data, log_theta, family, observed)
+    grad = latent_blocks.gradient(Xs, s, A, g, w, score)
+    return grad, latent_blocks.factor(latent_blocks.pieces(Xs, s, A, weight), _eliminate_samples(data))
 
 
 def newton_update(params, data: Arrays, z, family: str = "nb", latent_beta: bool = False):
@@ -287,8 +252,8 @@ def newton_update(params, data: Arrays, z, family: str = "nb", latent_beta: bool
     Taken from the mode (as a constant), its derivative in ``params`` is that of the mode
     itself (implicit function theorem), because the gradient vanishes there.
     """
-    grad, hessian = _blocks(params, data, z, family, latent_beta, observed=True)
-    step = _newton_step(grad, hessian)
+    grad, factor = _blocks(params, data, z, family, latent_beta, observed=True)
+    step = latent_blocks.solve(factor, *grad)
     return z[0] - step[0], z[1] - step[1]
 
 
@@ -319,8 +284,8 @@ def find_mode(params, data: Arrays, z0, family: str = "nb", latent_beta: bool = 
 
     def body(state):
         z, value, iteration, _, _ = state
-        grad, hessian = _blocks(params, data, z, family, latent_beta, observed=True)
-        step = _newton_step(grad, hessian)
+        grad, factor = _blocks(params, data, z, family, latent_beta, observed=True)
+        step = latent_blocks.solve(factor, *grad)
         # Newton decrement at z: the log density left to gain is ~ decrement / 2 (scale-free, unlike
         # |grad|, which reaches 1e-4 by rounding alone when a miRNA has millions of reads)
         decrement = jnp.sum(grad[0] * step[0]) + jnp.sum(grad[1] * step[1])
@@ -375,8 +340,8 @@ def log_marginal(params, data: Arrays, mode, family: str = "nb", latent_beta: bo
     z = jax.tree_util.tree_map(jax.lax.stop_gradient, mode)
     for _ in range(n_steps):
         z = newton_update(params, data, z, family, latent_beta)
-    _, hessian = _blocks(params, data, z, family, latent_beta, observed=False)
-    return _penalised(params, data, z, family, latent_beta) - 0.5 * _log_det(hessian)
+    _, factor = _blocks(params, data, z, family, latent_beta, observed=False)
+    return _penalised(params, data, z, family, latent_beta) - 0.5 * latent_blocks.log_det(factor)
 
 
 @partial(jax.jit, static_argnames=("family", "latent_beta"))
@@ -417,9 +382,8 @@ def latent_gaussian(params, data: Arrays, mode, family: str = "nb", latent_beta:
     observed : bool
         Observed (True, as INLA) or expected Fisher weights in the precision.
     """
-    _, hessian = _blocks(params, data, mode, family, latent_beta, observed)
-    block_chol, schur_chol, _ = _schur(*hessian)
-    return LatentGaussian(mode[0], mode[1], schur_chol, block_chol, hessian[2])
+    _, factor = _blocks(params, data, mode, family, latent_beta, observed)
+    return LatentGaussian(mode[0], mode[1], *factor)
 
 
 @partial(jax.jit, static_argnames=("latent_beta",))
@@ -443,21 +407,33 @@ def draw_latent(gaussian: LatentGaussian, params, data: Arrays, normals_g, norma
         ``beta`` (S, p) (the fixed ``beta`` repeated without ``latent_beta``),
         ``sample_effect`` (S, n) = s v, ``isomir_effect`` (S, J_pad, q) = L w
         (rows of padded isomiRs are meaningless: drop them with the mask).
+
+    Notes
+    -----
+    The normals are regrouped by elimination order (:func:`split_normals`): the draws are a
+    linear map of them with covariance ``H^-1`` in either order, not the same map.
     """
+    dense, rest = split_normals(data, normals_g, normals_w, latent_beta)
     # all draws' right-hand sides in one unbatched triangular solve (module block_algebra says why)
-    schur_noise = jax.scipy.linalg.solve_triangular(gaussian.schur_chol, normals_g.T, lower=True, trans="T").T
-    return latent_from_noise(gaussian, params, data, schur_noise, normals_w, latent_beta)
+    schur_noise = jax.scipy.linalg.solve_triangular(gaussian.schur_chol, dense.T, lower=True, trans="T").T
+    return latent_from_noise(gaussian, params, data, schur_noise, rest, latent_beta)
 
 
-def latent_from_noise(gaussian: LatentGaussian, params, data: Arrays, schur_noise, normals_w,
+def split_normals(data: Arrays, normals_g, normals_w, latent_beta: bool = True):
+    """Standard normals for ``g`` (..., m) and ``w`` (..., J_pad, q) regrouped as ``(dense, rest)``:
+    those of the Gaussian's dense block (``schur_chol``'s size) and of its eliminated block,
+    the inputs of :func:`latent_from_noise` (``dense`` after the triangular solve)."""
+    p = data.X.shape[1] if latent_beta else 0
+    return latent_blocks.split_normals(data.X.shape[0], p, _eliminate_samples(data), normals_g, normals_w)
+
+
+def latent_from_noise(gaussian: LatentGaussian, params, data: Arrays, schur_noise, normals_rest,
                       latent_beta: bool = True):
-    """:func:`draw_latent` given the shared variables' noise ``schur_noise = chol(S)'^-1 normals_g``
-    (S, m): explicit block algebra only, so it may be vectorised over Gaussians as well."""
+    """:func:`draw_latent` given the dense block's noise ``schur_noise = chol(S)'^-1 dense`` (S, k)
+    and the eliminated block's normals ``rest`` (:func:`split_normals`): explicit block algebra
+    only, so it may be vectorised over Gaussians as well."""
     beta, L, s, _ = split_params(params, data, latent_beta)
-    noise_w = block_algebra.solve_lower(gaussian.block_chol, normals_w, transpose=True)
-    shift = block_algebra.cho_solve(gaussian.block_chol, jnp.einsum("mjk,sm->sjk", gaussian.cross, schur_noise))
-    g = gaussian.g + schur_noise
-    w = gaussian.w + noise_w - shift
+    g, w = latent_blocks.from_noise(latent_blocks.Factor(*gaussian[2:]), gaussian.g, gaussian.w, schur_noise, normals_rest)
     p = data.X.shape[1]
     if latent_beta:
         betas, v = g[:, :p] * data.prior_sd, g[:, p:]
@@ -469,6 +445,6 @@ def latent_from_noise(gaussian: LatentGaussian, params, data: Arrays, schur_nois
 #: Entry points run in 64-bit (:func:`in_x64`); the private helpers are traced inside them.
 for _name in ("pack_problem", "cholesky_factor", "split_params", "initial_latent", "newton_update",
               "find_mode", "log_marginal", "value_and_grad", "hessian", "latent_gaussian", "draw_latent",
-              "latent_from_noise"):
+              "latent_from_noise", "split_normals"):
     globals()[_name] = in_x64(globals()[_name])
 del _name

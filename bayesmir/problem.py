@@ -83,6 +83,31 @@ def bucket_size(n_isomirs: int, base: int = 2) -> int:
     return size
 
 
+BUCKET_BASE = 4  # the engine's isomiR axis is padded to powers of 4 (see bucket_size) ...
+MIN_PADDED = 64  # ... at least 64 with few samples: a shape costs ~9 s of compiling, 64 columns ~0.1 s per fit
+SMALL_PAD_SAMPLES = 64  # ... from this many samples, powers of 2 from 4: the fit's cost grows with the padding
+LARGE_STEP = 1024  # ... and above this, to multiples of it (1,052 isomiRs: 2,048 columns, not 4,096)
+
+
+def padded_size(n_isomirs: int, n_samples: int | None = None) -> int:
+    """Padded isomiR count of the JAX engine's arrays (:mod:`bayesmir.marginal`).
+
+    Below :data:`SMALL_PAD_SAMPLES` samples (or ``n_samples`` None): powers of 4 from
+    :data:`MIN_PADDED`, so few shapes compile (~9 s of CPU per size and model; measured on the
+    example: 0.12 / 0.20 / 0.41 s per fit at 16 / 64 / 256 columns for 15 isomiRs). From
+    :data:`SMALL_PAD_SAMPLES` samples on, powers of 2 from 4: the engine then eliminates the
+    sample block and keeps ``p + J_pad q`` latent variables dense, so the padding costs more
+    than compiling (benchmarks/results/scale.md: full + reduced fit of a 2-6 isomiR miRNA at 500
+    samples ~5 s padded to 64, ~1.5 s to 16, ~0.5 s to 4). Multiples of :data:`LARGE_STEP`
+    beyond it.
+    """
+    if n_isomirs > LARGE_STEP:
+        return -(-int(n_isomirs) // LARGE_STEP) * LARGE_STEP
+    if n_samples is not None and n_samples >= SMALL_PAD_SAMPLES:
+        return bucket_size(n_isomirs, base=2)
+    return max(MIN_PADDED, bucket_size(n_isomirs, base=BUCKET_BASE))
+
+
 def padded_counts(problem: MirnaProblem, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Counts with the isomiR axis padded with zero columns to ``size``, and the mask of real isomiRs.
 

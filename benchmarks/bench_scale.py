@@ -3,6 +3,8 @@
     PYTHONPATH=$PWD python benchmarks/bench_scale.py run 100x40 500x40 2000x40     # miRNAs x samples
     PYTHONPATH=$PWD python benchmarks/bench_scale.py run 20x100 --scheduler dask --jobs 2
     PYTHONPATH=$PWD python benchmarks/bench_scale.py summarise
+    PYTHONPATH=$PWD python benchmarks/bench_scale.py steps 6x500        # seconds per step of the fit
+    PYTHONPATH=$PWD python benchmarks/bench_scale.py padding 500 4,8,16,32  # fit cost against padding
 
 ``run``: each point is a fresh process (under ``nice``) that simulates ``bayesmir.simulate(M, S,
 seed=1)`` and runs ``bayesmir.fit(..., out=FOLDER)`` with the default ``laplace`` (full and
@@ -14,10 +16,12 @@ fit), ``tables`` (the three tables, streamed over the run folder) and ``commit``
 final save); ``table rows`` is the per-miRNA part of the tables plus the ELPDs (serial runs). This process polls the resident memory of
 the whole process tree (workers included) every 0.2 s. Every point appends one row to
 ``results/scale.csv`` (with the load average before and after) and its per-miRNA costs (fit
-seconds of both models, table seconds, n_isomirs, n_samples) to ``results/scale_mirnas.csv``.
+seconds of both models, table seconds, n_isomirs, n_samples) to ``results/scale_mirnas.csv``, both
+tagged with the ``engine`` measured (``$BENCH_ENGINE`` or the worktree's commit).
 
 ``summarise``: fits the growth law ``seconds per miRNA = c * samples^a * isomiRs^b`` (least
 squares on the log costs of every miRNA of the serial points) for the fits and for the tables,
+separately for the latest engine ("after") and all earlier ones ("before"),
 extrapolates to 2,000 miRNAs x 500 samples, compares with the targets (10 minutes, 4 GB, memory
 flat in the number of miRNAs) and writes ``results/scale.md``.
 """
@@ -31,6 +35,7 @@ import platform
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -124,7 +129,7 @@ def measure(point: str, scheduler: str, jobs: int) -> None:
         report = Path(folder) / "point.json"
         command = ["nice", "-n", "10", sys.executable, __file__, "child", point, scheduler, str(jobs),
                    str(Path(folder) / "run"), str(report)]
-        load_before = os.getloadavg()
+        load_before, engine = os.getloadavg(), engine_label()  # the code the child imports
         start = time.perf_counter()
         child = psutil.Popen(command, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
         peak = 0
@@ -140,10 +145,30 @@ def measure(point: str, scheduler: str, jobs: int) -> None:
            "wall_seconds": wall, "seconds_per_mirna": wall / n_mirnas, "peak_gb": peak / 1e9,
            "startup": wall - result["simulate"] - result["compile"] - result["fit_total"], **result, "load_before": load_before[0], "load_after": os.getloadavg()[0],
            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    pd.DataFrame([row]).to_csv(POINTS, mode="a", header=not POINTS.exists(), index=False)
-    per_mirna = per_mirna.assign(point=point, scheduler=scheduler, jobs=jobs)
-    per_mirna.to_csv(MIRNAS, mode="a", header=not MIRNAS.exists(), index=False)
+    row["engine"] = engine
+    append(POINTS, pd.DataFrame([row]))
+    append(MIRNAS, per_mirna.assign(point=point, scheduler=scheduler, jobs=jobs, engine=row["engine"]))
     print({k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+
+
+def engine_label() -> str:
+    """The code measured: ``$BENCH_ENGINE``, else the worktree's commit (``+`` if it has changes)."""
+    import subprocess
+
+    if os.environ.get("BENCH_ENGINE"):
+        return os.environ["BENCH_ENGINE"]
+    root = Path(__file__).resolve().parents[1]
+    run = partial(subprocess.run, cwd=root, capture_output=True, text=True)
+    commit = run(["git", "rev-parse", "--short", "HEAD"]).stdout.strip() or "unknown"
+    dirty = run(["git", "status", "--porcelain", "bayesmir"]).stdout.strip()
+    return commit + ("+" if dirty else "")
+
+
+def append(path: Path, rows: pd.DataFrame) -> None:
+    """Append rows to a CSV, widening its columns when the new rows have more."""
+    if path.exists():
+        rows = pd.concat([pd.read_csv(path), rows], ignore_index=True)
+    rows.to_csv(path, index=False)
 
 
 # ---------------------------------------------------------------------- summary
@@ -161,65 +186,179 @@ def predicted(law: dict, n_samples: int, isomirs: np.ndarray) -> float:
     return float(np.sum(law["c"] * n_samples ** law["a"] * isomirs ** law["b"]))
 
 
+def extrapolate(points: pd.DataFrame, mirnas: pd.DataFrame, isomirs: np.ndarray) -> dict:
+    """Growth laws of one engine's serial points and the 2,000 x 500 corner extrapolated from them."""
+    serial = mirnas[mirnas["scheduler"].isin(["processes", "serial"]) & (mirnas["jobs"] == 1)]
+    fit_law, table_law = growth_law(serial, "fit_seconds"), growth_law(serial, "table_seconds")
+    fits, tables = predicted(fit_law, CORNER[1], isomirs), predicted(table_law, CORNER[1], isomirs)
+    write = float((points["write"] / points["n_mirnas"]).median()) * CORNER[0]
+    return {"fit_law": fit_law, "table_law": table_law, "fits": fits, "tables": tables, "write": write,
+            "two_workers": (fits + tables) / 2 + write}
+
+
+def law_lines(name: str, result: dict) -> list[str]:
+    fit_law, table_law = result["fit_law"], result["table_law"]
+    return [
+        (f"- {name}, fits (full + reduced): {fit_law['c']:.3g} s x samples^{fit_law['a']:.2f} x "
+         f"isomiRs^{fit_law['b']:.2f} (RMSE {fit_law['rmse_log']:.2f} in log, {fit_law['n']} miRNAs); tables incl. "
+         f"ELPD: {table_law['c']:.3g} s x samples^{table_law['a']:.2f} x isomiRs^{table_law['b']:.2f} "
+         f"(RMSE {table_law['rmse_log']:.2f}); writing {result['write'] / CORNER[0] * 1e3:.0f} ms per miRNA"),
+        (f"  - {CORNER[0]:,} x {CORNER[1]} extrapolated: fits {result['fits'] / 60:.1f} min, tables "
+         f"{result['tables'] / 60:.1f} min, writing {result['write'] / 60:.1f} min of one process; on 2 workers "
+         f"(perfect split) ~{result['two_workers'] / 60:.1f} min = {result['two_workers'] / TARGET_SECONDS:.2f}x "
+         f"the 10-minute target (fits {result['fits'] / (result['fits'] + result['tables'] + result['write']):.0%})"),
+    ]
+
+
 def summarise() -> None:
     import bayesmir
 
     points = pd.read_csv(POINTS)
     points["steady_per_mirna"] = points["fit_total"] / points["n_mirnas"]
+    points["fits_per_mirna"] = points["fits"] / points["n_mirnas"]
     mirnas = pd.read_csv(MIRNAS)
-    serial_points = points[points["scheduler"].isin(["processes", "serial"]) & (points["jobs"] == 1)]
-    serial = mirnas[mirnas["scheduler"].isin(["processes", "serial"]) & (mirnas["jobs"] == 1)]
-    fit_law, table_law = growth_law(serial, "fit_seconds"), growth_law(serial, "table_seconds")
+    after = points["engine"].iloc[-1]
     isomirs = bayesmir.simulate(CORNER[0], 4, seed=1).truth_mirna["n_isomirs"].to_numpy(dtype=float)
-    fits, tables = predicted(fit_law, CORNER[1], isomirs), predicted(table_law, CORNER[1], isomirs)
-    write = float((points["write"] / points["n_mirnas"]).median()) * CORNER[0]
-    two_workers = (fits + tables) / 2 + write
+    results = {name: extrapolate(points[keep], mirnas[mirnas["engine"].isin(points[keep]["engine"])], isomirs)
+               for name, keep in (("before", points["engine"] != after), ("after", points["engine"] == after))}
+    serial_points = points[points["scheduler"].isin(["processes", "serial"]) & (points["jobs"] == 1)
+                           & (points["engine"] == after)]
     at_40 = serial_points[serial_points["n_samples"] == serial_points["n_samples"].min()]
     memory_slope = np.polyfit(at_40["n_mirnas"], at_40["peak_gb"], 1)[0] * 1000 if len(at_40) > 1 else np.nan
-    biggest = serial_points.sort_values("n_samples").iloc[-1]
-    view = ["n_mirnas", "n_samples", "scheduler", "jobs", "wall_seconds", "seconds_per_mirna", "steady_per_mirna",
-            "peak_gb", "startup", "compile", "fits", "write", "tables", "table rows", "commit", "disk_mb",
-            "load_before", "load_after"]
+    biggest = serial_points.sort_values(["n_samples", "n_mirnas"]).iloc[-1]
+    view = ["engine", "n_mirnas", "n_samples", "scheduler", "jobs", "wall_seconds", "seconds_per_mirna",
+            "steady_per_mirna", "peak_gb", "startup", "compile", "fits", "write", "tables", "table rows", "commit",
+            "disk_mb", "load_before", "load_after", "date"]
+    serial_all = points[points["scheduler"].isin(["processes", "serial"]) & (points["jobs"] == 1)]
+    compare = serial_all.assign(group=np.where(serial_all["engine"] == after, "after", "before")).pivot_table(
+        index=["n_mirnas", "n_samples"], columns="group", values="fits_per_mirna", aggfunc="last")
+    if {"before", "after"} <= set(compare.columns):
+        compare["speed-up"] = compare["before"] / compare["after"]
+    at_corner = serial_points[serial_points["n_samples"] == CORNER[1]].sort_values("n_mirnas")
+    direct = []
+    if len(at_corner):
+        row = at_corner.iloc[-1]
+        per_fit, per_table = row["fits"] / row["n_mirnas"], (row["tables"] + row["write"]) / row["n_mirnas"]
+        corner = CORNER[0] * (per_fit + per_table) / 2 + row["compile"]
+        direct = [(f"- after, from the measured {int(row['n_mirnas'])} x {CORNER[1]} point instead (load "
+                   f"{row['load_before']:.1f}): {per_fit:.2f} s per miRNA in the runner (fits + ELPD; the ELPD "
+                   f"{row['table rows'] / row['n_mirnas']:.2f} s of it) + {per_table:.2f} s tables and writing: "
+                   f"{CORNER[0]:,} miRNAs on 2 workers (perfect split) ~{corner / 60:.1f} min with the compile "
+                   f"({row['compile']:.0f} s) = {corner / TARGET_SECONDS:.2f}x the target")]
     lines = [
         "# Scale of the fast path (`benchmarks/bench_scale.py`)", "",
-        (f"Machine: {platform.platform()}, {os.cpu_count()} cores, shared with 4 other helpers' jobs (load "
-        "average before/after in every row: every time here is inflated by that contention, typically 2-5x on "
-        f"a load of 8-12); python {platform.python_version()}, bayesmir {bayesmir.__version__}."),
+        (f"Machine: {platform.platform()}, {os.cpu_count()} cores, shared with other helpers' and the lead's jobs "
+         "(load average before/after in every row: times under load are indicative; the morning rows ran at a "
+         f"load of 8-12, the others at 2-6); python {platform.python_version()}, bayesmir {bayesmir.__version__}."),
         ("Data: `bayesmir.simulate(M, S, seed=1)` (2-12 isomiRs per miRNA, mean ~4.8), `bayesmir.fit(data, "
-        "out=...)`, laplace, full and reduced model, run folder written as by the CLI. Every point a fresh "
-        "process under `nice -n 10`; the compile cache on disk was warm for 40 samples only. Peak memory: the "
-        "whole process tree (workers included), polled every 0.2 s."), "",
+         "out=...)`, laplace, full and reduced model, run folder written as by the CLI. Every point a fresh "
+         "process under `nice -n 10`. Peak memory: the whole process tree (workers included), polled every 0.2 s."),
+        (f"Engines (`engine` column): `{after}` = the latent field solved by eliminating the sample block when "
+         "n > J_pad q (bayesmir/latent_blocks.py) and the isomiR axis padded to powers of 2 from 4 from 64 samples "
+         "on; `ab5c8eb` and `morning (pre-ab5c8eb)` = the dense (beta, v) block of size p + n (O(n^3)), padded "
+         "to >= 64 isomiRs (ab5c8eb rows: the same points re-run this session from an export of that commit)."), "",
         "## Points", "",
         _markdown(points[view]), "",
         ("Seconds: `wall` the whole process; `startup` imports; `compile` a warm-up fit of one miRNA per isomiR "
-        "count (what a cold start adds for these shapes); `fits` the runner (incl. each fit's PSIS-LOO ELPD); "
-        "`write` saving each fit (.npz); `tables` the three tables streamed over the run folder; `table rows` "
-        "their per-miRNA part plus the ELPDs (serial points); `commit` the rest of the final save. "
-        "`steady_per_mirna` = (fits + write + tables + commit) / miRNAs."), "",
-        "## Growth law (per miRNA, serial points)", "",
-        (f"- fits (full + reduced): {fit_law['c']:.3g} s x samples^{fit_law['a']:.2f} x isomiRs^{fit_law['b']:.2f} "
-        f"(RMSE {fit_law['rmse_log']:.2f} in log, {fit_law['n']} miRNAs)"),
-        (f"- tables incl. ELPD: {table_law['c']:.3g} s x samples^{table_law['a']:.2f} x "
-        f"isomiRs^{table_law['b']:.2f} (RMSE {table_law['rmse_log']:.2f} in log)"),
-        f"- writing: median {write / CORNER[0] * 1e3:.0f} ms per miRNA (both fits)",
-        (f"- memory at {int(at_40['n_samples'].min()) if len(at_40) else '?'} samples: "
-        f"{memory_slope:+.3f} GB per 1,000 miRNAs (fitted over {len(at_40)} points: flat means ~0)"), "",
-        f"## {CORNER[0]:,} miRNAs x {CORNER[1]} samples (extrapolated, not run)", "",
-        (f"From the growth laws over the isomiR counts of `simulate({CORNER[0]}, ., seed=1)`: fits "
-        f"{fits / 60:.0f} min and tables {tables / 60:.0f} min of one process, writing {write / 60:.1f} min; on "
-        f"the 2 cores (2 workers, perfect split) about {two_workers / 60:.0f} min, "
-        f"{two_workers / TARGET_SECONDS:.1f}x the 10-minute target (the fits are "
-        f"{fits / (fits + tables + write):.0%} of it). Memory: {biggest['peak_gb']:.2f} GB peak at "
-        f"{int(biggest['n_mirnas'])} x {int(biggest['n_samples'])} (target {TARGET_GB:.0f} GB); the per-miRNA "
-        "state is one fit, so 2,000 miRNAs need what one miRNA at 500 samples needs plus the tables' rows."),
-        "", "## Notes", "",
-        ("- Where the brief's points (100-2,000 miRNAs; 40-500 samples at 100 miRNAs) would not fit in the "
-        "session on the shared machine they were cut (see the rows); the corner is extrapolated, not run."),
-        "- The first 25 x 40 row's `table rows` misses the ELPDs (timed from the second point on).",
+         "count (what a cold start adds for these shapes, compile cache on disk as found); `fits` the runner "
+         "(incl. each fit's PSIS-LOO ELPD); `write` saving each fit (.npz); `tables` the three tables streamed over "
+         "the run folder; `table rows` their per-miRNA part plus the ELPDs (serial points); `commit` the rest of "
+         "the final save. `steady_per_mirna` = (fits + write + tables + commit) / miRNAs."), "",
+        "## Before / after: `fits` seconds per miRNA (full + reduced, serial, latest row of each)", "",
+        _markdown(compare.reset_index()), "",
+        "## Growth law (per miRNA, serial points) and the 2,000 x 500 corner", "",
+        *law_lines(f"before (every engine but `{after}`)", results["before"]),
+        *law_lines(f"after (`{after}`)", results["after"]),
+        *direct,
+        (f"- memory (after): {memory_slope:+.3f} GB per 1,000 miRNAs at {int(at_40['n_samples'].min())} samples "
+         f"({len(at_40)} points); " if len(at_40) > 1 else "- memory (after): ") + (f"{biggest['peak_gb']:.2f} GB peak at "
+         f"{int(biggest['n_mirnas'])} x {int(biggest['n_samples'])} (target {TARGET_GB:.0f} GB)"), "",
+        "## Where the time goes now (after)", "",
+        ("- `steps 6x500` (load 5.6): 1.43 s per miRNA (full + reduced): PSIS-LOO pointwise ELPD 0.84 s "
+         "(`table_rows.with_pointwise_elpd`, numpy: the log-likelihood of 1,000 draws x 500 samples x isomiRs and "
+         "the Pareto tail fits), importance sampling of psi 0.43 s (a latent mode per design point), psi's mode "
+         "0.07 s, draws 0.04 s, latent Gaussians 0.03 s, psi's Hessian 0.02 s. The engine is ~40% of a fit; the "
+         "ELPD is the next cost to cut."),
+        ("- `padding 500 4,8,16,64` (load 5.5): per fit (full + reduced) of a 3-4 isomiR miRNA 0.5 / 0.85 / 2.0 "
+         "/ 8.3 s padded to 4 / 8 / 16 / 64 columns (the dense block is p + J_pad q); compile + first fit 32-43 s "
+         "per size. Hence powers of 2 from 4 from 64 samples on (`problem.padded_size`): a few extra compiles "
+         "(paid once, the disk cache keeps them) against seconds per fit. With fewer samples the padding is "
+         "unchanged (>= 64 columns, the isomiR blocks eliminated while n < J_pad q)."),
+        ("- Compile (warm-up of one miRNA per isomiR count): 106 s at 10 x 500 (3 padded sizes, cold, load "
+         "5.9), 32 s at 100 x 500 (disk cache warm). Before: one size, but 913 s, as the warm-up fits themselves "
+         "took ~86 s each."), "",
+        "## Notes", "",
+        "- The corner is extrapolated from the growth law over the isomiR counts of `simulate(2000, ., seed=1)`.",
+        ("- The after engine's cost is no power law of the samples: at 40 samples the padding (>= 64 columns) and "
+         "the order (isomiR blocks eliminated) are as before, from 64 samples on the padding is tight, so its "
+         "fitted exponent (~0.1) only describes these points; read the corner from the measured 100 x 500 point."),
+        ("- 200 x 500 on 2 worker processes (load 1.6 -> 4.3, the lead's benchmarks started meanwhile): 463 s of "
+         "runner, 2.3 s per miRNA, slower than serial: each worker compiles the 3 padded sizes itself (~2 min "
+         "each under load) and the other jobs took ~half the cores; peak 5.5 GB for parent + 2 workers, over "
+         "the 4 GB target (1.3 GB serial). Not a clean test of the 2-worker split; to be re-run on a quiet machine."),
+        ("- The ab5c8eb 10 x 500 re-run overlapped ~9 min with a test run of this worktree (load 3-4.5), the "
+         "after rows with the lead's benchmarks and short probes (load 4-6)."),
         "- Dask workers compile their own programs (warm-up happens in the parent): that is in their `fits`.",
     ]
     (RESULTS / "scale.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def profile_steps(n_mirnas: int, n_samples: int) -> None:
+    """Seconds per miRNA (full + reduced) of the laplace fit's steps, after a warm-up fit of every shape."""
+    from collections import defaultdict
+
+    import jax
+
+    import bayesmir
+    from bayesmir import driver
+    from bayesmir.inference import laplace, laplace_posterior
+
+    data = bayesmir.simulate(n_mirnas, n_samples, seed=1).to_data()
+    seconds: dict[str, float] = defaultdict(float)
+
+    def timed(owner, name):
+        original = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            out = original(*args, **kwargs)
+            for leaf in jax.tree_util.tree_leaves(out):  # JAX computes asynchronously
+                if isinstance(leaf, jax.Array):
+                    leaf.block_until_ready()
+            seconds[name] += time.perf_counter() - start
+            return out
+        setattr(owner, name, wrapper)
+
+    for name in ("hyper_mode", "hyper_covariance", "importance_sample", "posterior_draws"):
+        timed(laplace.LaplaceInference, name)
+    timed(laplace_posterior, "gaussians_at")
+    timed(driver, "with_pointwise_elpd")
+    bayesmir.fit(data, progress=False, scheduler="serial")
+    seconds.clear()
+    start = time.perf_counter()
+    bayesmir.fit(data, progress=False, scheduler="serial")
+    total = time.perf_counter() - start
+    print(f"{n_mirnas} x {n_samples}, load {os.getloadavg()[0]:.1f}: {total / n_mirnas:.2f} s per miRNA;",
+          {name: round(value / n_mirnas, 3) for name, value in seconds.items()})
+
+
+def padding_trade(n_samples: int, sizes: list[int]) -> None:
+    """Fit seconds (full + reduced) of three 3-4 isomiR miRNAs with the isomiR axis padded to each size."""
+    import bayesmir
+    from bayesmir import marginal
+
+    data = bayesmir.simulate(12, n_samples, seed=1).to_data()
+    chosen = [m for m in data.mirnas if data.isomir_counts(m).sizes["isomir"] <= 4][:3]
+    for size in sizes:
+        marginal.padded_size = lambda n_isomirs, n_samples=None, size=size: size
+        start = time.perf_counter()
+        bayesmir.fit(data, mirnas=chosen[:1], progress=False, scheduler="serial")
+        first = time.perf_counter() - start
+        fit = bayesmir.fit(data, mirnas=chosen, progress=False, scheduler="serial")
+        each = fit.diagnostics["seconds"].to_numpy() + fit.diagnostics_reduced["seconds"].to_numpy()
+        print(f"{n_samples} samples, padded to {size}: compile + first fit {first:.1f} s, then per miRNA "
+              f"{np.round(each, 2).tolist()} (load {os.getloadavg()[0]:.1f})", flush=True)
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -239,6 +378,11 @@ def main() -> None:
     for name in ("point", "scheduler", "jobs", "out", "report"):
         child.add_argument(name)
     sub.add_parser("summarise")
+    steps = sub.add_parser("steps", help="seconds per miRNA of each step of the fit")
+    steps.add_argument("point", help="MIRNASxSAMPLES")
+    padding = sub.add_parser("padding", help="fit seconds against the isomiR padding")
+    padding.add_argument("samples", type=int)
+    padding.add_argument("sizes", help="comma-separated padded sizes")
     args = parser.parse_args()
     if args.command == "run":
         RESULTS.mkdir(exist_ok=True)
@@ -248,6 +392,10 @@ def main() -> None:
         n_mirnas, n_samples = (int(x) for x in args.point.lower().split("x"))
         result = run_point(n_mirnas, n_samples, args.scheduler, int(args.jobs), Path(args.out))
         Path(args.report).write_text(json.dumps(result, default=float))
+    elif args.command == "steps":
+        profile_steps(*(int(x) for x in args.point.lower().split("x")))
+    elif args.command == "padding":
+        padding_trade(args.samples, [int(x) for x in args.sizes.split(",")])
     else:
         summarise()
 

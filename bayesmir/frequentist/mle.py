@@ -25,7 +25,6 @@ from bayesmir.design import build_design
 from bayesmir.problem import (
     DEFAULT_NORMALISATION,
     MirnaProblem,
-    bucket_size,
     mirna_problems,
     reduced_problem,
 )
@@ -236,7 +235,7 @@ def fit_row(family: str, coef: str | None, problem: MirnaProblem, seed: int = 0)
 
 def _shape_key(problem: MirnaProblem) -> tuple:
     """What the compiled programs depend on: samples, padded isomiRs, p, q."""
-    return (problem.n_samples, bucket_size(problem.n_isomirs, marginal.BUCKET_BASE), *problem.X.shape[1:],
+    return (problem.n_samples, marginal.padded_size(problem.n_isomirs, problem.n_samples), *problem.X.shape[1:],
             problem.Z.shape[1])
 
 

@@ -105,7 +105,7 @@ class LaplaceInference(Inference):
     def shape_key(self, problem: MirnaProblem) -> tuple:
         """What the compiled programs are specific to: the engine's padded size (:func:`marginal.padded_size`)."""
         n, J = problem.counts.shape
-        return (n, marginal.padded_size(J), problem.X.shape[1], problem.Z.shape[1], self.family)
+        return (n, marginal.padded_size(J, n), problem.X.shape[1], problem.Z.shape[1], self.family)
 
     def __init__(self, family: str = "nb", priors=None, **options) -> None:
         unknown = set(options) - set(DEFAULTS)

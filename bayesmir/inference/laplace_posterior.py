@@ -50,22 +50,25 @@ def gaussians_at(points, modes, data, q, family):
 def latent_draws(params, gaussians, chosen, data, normals_g, normals_w):
     """Latent draws for each resampled hyperparameter point from the Gaussians of :func:`gaussians_at`.
 
+    The normals are regrouped by the Gaussians' elimination order (:func:`bayesmir.marginal.split_normals`).
     The Schur factors' triangular solves run one draw at a time (a batched LAPACK call can
     deadlock XLA's CPU pool, :mod:`bayesmir.block_algebra`); the isomiR blocks' algebra runs
     on batches of draws.
     """
     def schur_noise(args):
-        index, e_g = args
-        return jax.scipy.linalg.solve_triangular(gaussians.schur_chol[index], e_g, lower=True, trans="T")
+        index, e_g, e_w = args
+        dense, _ = marginal.split_normals(data, e_g, e_w)
+        return jax.scipy.linalg.solve_triangular(gaussians.schur_chol[index], dense, lower=True, trans="T")
 
     def one(args):
-        index, noise, e_w = args
+        index, noise, e_g, e_w = args
         pick = jax.tree_util.tree_map(lambda leaf: leaf[index], gaussians)
-        draws = marginal.latent_from_noise(pick, params[index], data, noise[None], e_w[None], True)
+        _, rest = marginal.split_normals(data, e_g, e_w)
+        draws = marginal.latent_from_noise(pick, params[index], data, noise[None], rest[None], True)
         return jax.tree_util.tree_map(lambda leaf: leaf[0], draws)
 
-    noises = jax.lax.map(schur_noise, (chosen, normals_g))
-    return jax.lax.map(one, (chosen, noises, normals_w), batch_size=_DRAW_BATCH)
+    noises = jax.lax.map(schur_noise, (chosen, normals_g, normals_w))
+    return jax.lax.map(one, (chosen, noises, normals_g, normals_w), batch_size=_DRAW_BATCH)
 
 
 def mixture_dataset(problem: MirnaProblem, weights, beta_mean, beta_sd, points) -> xr.Dataset:
