@@ -134,9 +134,9 @@ def machine() -> dict:
 def write_outputs(summary: dict, per_mirna: pd.DataFrame, n_jobs: int = 1) -> None:
     """speed_real.md, .csv and .json in benchmarks/results (speed_real_<N>jobs.* with ``n_jobs`` N > 1)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "speed_real" if n_jobs == 1 else f"speed_real_{n_jobs}jobs"
-    per_mirna.to_csv(RESULTS / f"{name}.csv", index_label="mirna")
-    (RESULTS / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    stem = "speed_real" if n_jobs == 1 else f"speed_real_{n_jobs}jobs"
+    per_mirna.to_csv(RESULTS / f"{stem}.csv", index_label="mirna")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
     times, ratios = summary["seconds"], summary["ratios"]
     lines = [
         "# Speed on real data (somel2010_brain, miRglmm's filters)", "",
@@ -163,7 +163,7 @@ def write_outputs(summary: dict, per_mirna: pd.DataFrame, n_jobs: int = 1) -> No
               + ", ".join(f"{state} {summary['runs'][f'bayesmir {state}']['fit_cpu_seconds']:.1f} s"
                           for state in ("cold", "warm")) + " (on a loaded machine CPU time is the steadier figure).",
               ""]
-    (RESULTS / f"{name}.md").write_text("\n".join(lines))
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines))
 
 
 def main() -> None:
