@@ -149,7 +149,8 @@ def fit_plan_lines(filtered) -> str:
     shrinkage = (f"on (priors learned across the {n} miRNAs; --no-shrinkage for fixed priors)" if n >= MIN_MIRNAS
                  else f"off: {n} miRNAs, fewer than the {MIN_MIRNAS} it needs; fixed priors")
     return (f"\nfit defaults: method laplace, normalisation {DEFAULT_NORMALISATION}, full and reduced model\n"
-            f"  shrinkage: {shrinkage}")
+            f"  shrinkage: {shrinkage}\n"
+            "  PSIS-LOO: off (usage evidence from the Bayes factor; --loo adds slope_table's elpd_diff)")
 
 
 def design_lines(data, formula: str, coef: str | None, reference: dict | None) -> str:

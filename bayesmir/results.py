@@ -15,7 +15,8 @@ Tables (failed fits appear with NaN and ``flag = "failed: ..."``, unconverged on
   from draws.
 - :meth:`FitResult.slope_table`: evidence for isomiR-specific slopes: ``sd_slope``
   summaries (draws), the PSIS-LOO ``elpd_diff`` of the full minus the reduced model when
-  both have draws, and ``log_bayes_factor`` ``= log p(y | full) - log p(y | reduced)`` with
+  both fits carry a pointwise ELPD (``fit(loo=True)``; these columns are absent otherwise),
+  and ``log_bayes_factor`` ``= log p(y | full) - log p(y | reduced)`` with
   its integration SE when both fits carry ``posterior.attrs["log_marginal_likelihood"]``
   (nested Laplace); the usage call of :mod:`bayesmir.calls` is made on it. (A
   Savage-Dickey estimate from a KDE of the ``sd_slope`` draws was removed: on the example it
@@ -39,7 +40,8 @@ from bayesmir.inference.base import DIAGNOSTIC_COLUMNS
 from bayesmir.log_base import DEFAULT_LOG_BASE, checked_log_base, in_log_base
 from bayesmir.summaries import summary_columns
 from bayesmir.table_rows import (
-    COMPARISON_COLUMNS,
+    BAYES_FACTOR_COLUMNS,
+    ELPD_COLUMNS,
     coef_names,
     isomir_rows,
     mirna_rows,
@@ -176,8 +178,9 @@ class FitResult:
         -------
         pandas.DataFrame
             ``miRNA, term, sd_slope_median, sd_slope_ci_low, sd_slope_ci_high,
-            p_sd_slope_gt_<delta>, elpd_diff, elpd_diff_se, log_bayes_factor,
-            log_bayes_factor_se``, then ``converged`` (both fits) and ``flag``.
+            p_sd_slope_gt_<delta>, [elpd_diff, elpd_diff_se,] log_bayes_factor,
+            log_bayes_factor_se``, then ``converged`` (both fits) and ``flag``; the ELPD
+            columns when the fits carry a pointwise ELPD (``fit(loo=True)``).
         """
         table = self._tables(("slope", float(delta), self._level(level)))[0]
         return in_log_base(table, self._log_base(log_base), delta)
@@ -220,8 +223,9 @@ class FitResult:
             return self._with_flags(table)
         if key[0] == "isomir":
             return self._with_flags(pd.DataFrame(rows), extra=False)
+        elpd = ELPD_COLUMNS if any(ELPD_COLUMNS[0] in row for row in rows) else ()  # fit(loo=True)
         columns = ["miRNA", "term", "sd_slope_median", "sd_slope_ci_low", "sd_slope_ci_high",
-                   f"p_sd_slope_gt_{key[1]:.3f}", *COMPARISON_COLUMNS]
+                   f"p_sd_slope_gt_{key[1]:.3f}", *elpd, *BAYES_FACTOR_COLUMNS]
         return self._with_flags(pd.DataFrame(rows).reindex(columns=columns), extra=False, both_models=True)
 
     def _delta(self, delta: float | None) -> float:

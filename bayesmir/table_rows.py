@@ -22,7 +22,8 @@ from bayesmir.summaries import coefficient_summary, lfsr
 
 #: Group of a fit holding its PSIS-LOO pointwise ELPD (:func:`with_pointwise_elpd`).
 ELPD_GROUP = "pointwise_elpd"
-COMPARISON_COLUMNS = ("elpd_diff", "elpd_diff_se", "log_bayes_factor", "log_bayes_factor_se")
+BAYES_FACTOR_COLUMNS = ("log_bayes_factor", "log_bayes_factor_se")
+ELPD_COLUMNS = ("elpd_diff", "elpd_diff_se")
 
 
 def coef_names(idata) -> list[str]:
@@ -92,8 +93,9 @@ def slope_rows(mirna: str, full, reduced, delta: float, tail: float) -> list[dic
 
 
 def model_comparison(full, reduced) -> dict:
-    """ELPD difference (PSIS-LOO) and log Bayes factor of full vs reduced, NaN when unavailable."""
-    result = dict.fromkeys(COMPARISON_COLUMNS, math.nan)
+    """Log Bayes factor of full vs reduced (NaN when unavailable) and, when both fits carry a
+    pointwise ELPD (:func:`pointwise_elpd`), their PSIS-LOO ELPD difference."""
+    result = dict.fromkeys(BAYES_FACTOR_COLUMNS, math.nan)
     if full is None or reduced is None:
         return result
     lml = [fit.posterior.attrs.get("log_marginal_likelihood") for fit in (full, reduced)]
@@ -102,9 +104,8 @@ def model_comparison(full, reduced) -> dict:
         result["log_bayes_factor"] = float(lml[0]) + float(shift) - float(lml[1])  # pooled slope prior
         se = [fit.posterior.attrs.get("log_marginal_likelihood_se", math.nan) for fit in (full, reduced)]
         result["log_bayes_factor_se"] = float(math.hypot(*se))
-    try:
-        pointwise = [pointwise_elpd(fit) for fit in (full, reduced)]
-    except (KeyError, ValueError, AttributeError):
+    pointwise = [pointwise_elpd(fit) for fit in (full, reduced)]
+    if any(values is None for values in pointwise) or pointwise[0].shape != pointwise[1].shape:
         return result
     difference = pointwise[0] - pointwise[1]
     result["elpd_diff"] = float(difference.sum())
@@ -129,11 +130,15 @@ def with_pointwise_elpd(idata: az.InferenceData) -> az.InferenceData:
     return idata
 
 
-def pointwise_elpd(idata: az.InferenceData) -> np.ndarray:
-    """PSIS-LOO pointwise ELPD: the stored one (:func:`with_pointwise_elpd`), else computed."""
+def pointwise_elpd(idata: az.InferenceData) -> np.ndarray | None:
+    """PSIS-LOO pointwise ELPD: the stored one (:func:`with_pointwise_elpd`, made by
+    ``fit(loo=True)``), else computed from a ``log_likelihood`` group (what ``az.loo`` needs),
+    else None: it is not computed from the draws unless asked (it costs about a third of a fit)."""
     if ELPD_GROUP in idata.groups():
         return np.asarray(idata[ELPD_GROUP]["elpd_i"].values, dtype=float).ravel()
-    return _elpd(_log_likelihood(idata), idata.posterior)
+    if "log_likelihood" in idata.groups():
+        return _elpd(_log_likelihood(idata), idata.posterior)
+    return None
 
 
 def _log_likelihood(idata: az.InferenceData) -> xr.DataArray:

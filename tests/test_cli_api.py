@@ -14,15 +14,17 @@ from bayesmir.cli import app
 MIRNAS = ["hsa-miR-181c-5p", "hsa-miR-488-5p"]
 
 
-def test_cli_fit_and_api_fit_of_the_example_give_the_same_tables(tmp_path):
+@pytest.mark.parametrize("loo", [False, True])
+def test_cli_fit_and_api_fit_of_the_example_give_the_same_tables(tmp_path, loo):
     """Defaults of `bayesmir fit` and `bayesmir.fit` are the same, so the tables agree to
-    round-off (both run in this process; 1e-9 allows only the CSV round trip)."""
+    round-off (both run in this process; 1e-9 allows only the CSV round trip); so are `--loo`
+    and ``loo=True`` (the slope table's ELPD columns)."""
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["fit", "example", "--out", str(out), "--quiet", "--mirnas",
-                                      ",".join(MIRNAS)])
+                                      ",".join(MIRNAS), *(["--loo"] if loo else [])])
     assert result.exit_code == 0, result.output
     cli = pd.read_csv(out / "mirna_table.csv").set_index("miRNA").loc[MIRNAS]
-    api_fit = bayesmir.fit(bayesmir.load_example().filter(), mirnas=MIRNAS, progress=False)
+    api_fit = bayesmir.fit(bayesmir.load_example().filter(), mirnas=MIRNAS, progress=False, loo=loo)
     api = api_fit.mirna_table().set_index("miRNA").loc[MIRNAS]
     assert list(cli.columns) == list(api.columns)
     for column in ("estimate", "sd", "ci_low", "ci_high", "lfsr", "qvalue"):
@@ -30,8 +32,12 @@ def test_cli_fit_and_api_fit_of_the_example_give_the_same_tables(tmp_path):
                                    err_msg=column)
     slope_cli = pd.read_csv(out / "slope_table.csv").set_index("miRNA").loc[MIRNAS]
     slope_api = api_fit.slope_table().set_index("miRNA").loc[MIRNAS]
-    np.testing.assert_allclose(slope_cli["log_bayes_factor"], slope_api["log_bayes_factor"], rtol=1e-9)
+    assert list(slope_cli.columns) == list(slope_api.columns)
+    assert ("elpd_diff" in slope_cli.columns) == loo
+    for column in ("log_bayes_factor", *(["elpd_diff", "elpd_diff_se"] if loo else [])):
+        np.testing.assert_allclose(slope_cli[column], slope_api[column], rtol=1e-9, err_msg=column)
     stored = bayesmir.load_fit(out).options
+    assert stored["loo"] == api_fit.options["loo"] == loo
     assert stored["normalisation"] == api_fit.options["normalisation"] == "robust"
     assert stored["library_size"] == api_fit.options["library_size"]
 

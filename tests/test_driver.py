@@ -102,6 +102,23 @@ def test_laplace_same_numbers_serial_processes_and_dask():
                                    rtol=1e-6, atol=1e-6)
 
 
+def test_loo_adds_the_elpd_columns_and_changes_nothing_else():
+    """``loo=True`` stores each fit's pointwise ELPD (one value per count) and the slope table gains
+    finite ``elpd_diff`` columns; the default leaves them out; every other number is the same."""
+    from bayesmir.table_rows import ELPD_COLUMNS, ELPD_GROUP
+
+    small = [simulate_problem(10, 3, seed=1, name="mir-1"), simulate_problem(10, 4, seed=2, name="mir-2")]
+    options = {"method": "laplace", "progress": False, "n_hyper": 8, "draws": 50}
+    plain, loo = fit_problems(small, **options), fit_problems(small, loo=True, **options)
+    assert all(ELPD_GROUP not in idata.groups() for idata in plain.posteriors.values())
+    elpd = loo.posteriors["mir-2"][ELPD_GROUP]["elpd_i"]
+    assert elpd.shape == (10, 4) and bool(np.isfinite(elpd).all())
+    with_loo = loo.slope_table()
+    assert np.isfinite(with_loo[list(ELPD_COLUMNS)]).all().all()
+    pd.testing.assert_frame_equal(with_loo.drop(columns=list(ELPD_COLUMNS)), plain.slope_table())
+    pd.testing.assert_frame_equal(loo.mirna_table().drop(columns="seconds"), plain.mirna_table().drop(columns="seconds"))
+
+
 def test_inference_instance_and_method_facts(fake_method):
     """An Inference object is used as given; method facts are class attributes."""
     from bayesmir.inference.laplace import LaplaceInference
@@ -146,7 +163,8 @@ def test_nuts_through_driver_with_reduced_model():
     """End to end with NUTS (short chains): both models fitted, one compile per bucket and model
     (full and reduced: 2), the ELPD comparison is filled and finite."""
     small = [simulate_problem(12, 3, seed=1, name="mir-1"), simulate_problem(12, 4, seed=3, name="mir-3")]
-    result = fit_problems(small, method="nuts", reduced=True, progress=False, draws=200, tune=200, chains=2)
+    result = fit_problems(small, method="nuts", reduced=True, progress=False, draws=200, tune=200, chains=2,
+                          loo=True)
     assert set(result.posteriors) == set(result.posteriors_reduced) == {"mir-1", "mir-3"}
     slopes = result.slope_table()
     assert np.isfinite(slopes["elpd_diff"]).all()

@@ -231,10 +231,13 @@ def test_elpd_difference_against_scipy_likelihood():
     """elpd_diff of the slope table equals PSIS-LOO on a log-likelihood written with scipy's NB."""
     from mirna_sim import simulate_problem
 
+    from bayesmir.table_rows import with_pointwise_elpd
+
     problem = simulate_problem(8, 4, seed=5, name="m")
     full, reduced = draws_with_data(problem, 2, seed=1), draws_with_data(problem, 1, seed=2)
     rows = [diagnostics_row("m", "hand", converged=True)]
-    row = FitResult({"m": full}, rows, {"m": reduced}, rows).slope_table().iloc[0]
+    row = FitResult({"m": with_pointwise_elpd(full.copy())}, rows, {"m": with_pointwise_elpd(reduced.copy())},
+                    rows).slope_table().iloc[0]
     difference = scipy_elpd(full, problem) - scipy_elpd(reduced, problem)
     assert row["elpd_diff"] == pytest.approx(difference.sum(), rel=1e-9)
     assert row["elpd_diff_se"] == pytest.approx(math.sqrt(difference.size * difference.var()), rel=1e-9)
@@ -249,7 +252,8 @@ def test_tables_and_report_helpers_do_not_import_pymc(tmp_path):
     code = (
         "import sys; sys.path.insert(0, 'tests'); from test_results import *; from mirna_sim import simulate_problem\n"
         "p = simulate_problem(8, 4, seed=5, name='m'); rows = [diagnostics_row('m', 'hand', converged=True)]\n"
-        "fit = FitResult({'m': draws_with_data(p, 2, 1)}, rows, {'m': draws_with_data(p, 1, 2)}, rows)\n"
+        "from bayesmir.table_rows import with_pointwise_elpd as loo\n"
+        "fit = FitResult({'m': loo(draws_with_data(p, 2, 1))}, rows, {'m': loo(draws_with_data(p, 1, 2))}, rows)\n"
         f"fit.save({str(tmp_path / 'run')!r}); t = load_fit({str(tmp_path / 'run')!r}).tables()\n"
         "assert np.isfinite(t['slope']['elpd_diff']).all()\n"
         "print('pymc' in sys.modules)"
@@ -261,17 +265,20 @@ def test_tables_and_report_helpers_do_not_import_pymc(tmp_path):
     assert output.stdout.strip() == "False"
 
 
-def test_stored_pointwise_elpd_gives_the_same_slope_table():
-    """The ELPD stored where a fit is made (driver.fit_safely) is the one the table would compute."""
+def test_slope_table_has_elpd_columns_only_for_fits_with_a_pointwise_elpd():
+    """Without a stored ELPD (``fit(loo=False)``, the default) the slope table has no ELPD columns
+    and computes none from the draws; with it (driver.fit_safely's with_pointwise_elpd) it has them,
+    and every other column is the same."""
     from mirna_sim import simulate_problem
 
-    from bayesmir.table_rows import ELPD_GROUP, with_pointwise_elpd
+    from bayesmir.table_rows import ELPD_COLUMNS, ELPD_GROUP, with_pointwise_elpd
 
     problem = simulate_problem(8, 4, seed=5, name="m")
     rows = [diagnostics_row("m", "hand", converged=True)]
     plain = FitResult({"m": draws_with_data(problem, 2, 1)}, rows, {"m": draws_with_data(problem, 1, 2)}, rows)
     full, reduced = (with_pointwise_elpd(draws_with_data(problem, q, seed)) for q, seed in ((2, 1), (1, 2)))
     assert ELPD_GROUP in full.groups() and full[ELPD_GROUP]["elpd_i"].dims == ("sample", "isomir")
-    stored = FitResult({"m": full}, rows, {"m": reduced}, rows)
-    pd.testing.assert_frame_equal(stored.slope_table(), plain.slope_table(), check_exact=True)
-    assert np.isfinite(stored.slope_table()["elpd_diff"]).all()
+    stored = FitResult({"m": full}, rows, {"m": reduced}, rows).slope_table()
+    assert not set(ELPD_COLUMNS) & set(plain.slope_table().columns)
+    assert np.isfinite(stored[list(ELPD_COLUMNS)]).all().all()
+    pd.testing.assert_frame_equal(stored.drop(columns=list(ELPD_COLUMNS)), plain.slope_table(), check_exact=True)
