@@ -192,7 +192,8 @@ def _run_processes(fit_one: Callable, chunks: list[list[Task]], n_workers: int
     finished = False
     try:
         for future in as_completed(futures):
-            yield from zip(futures[future], future.result())
+            # popped, so a consumed chunk's posteriors are freed: memory stays flat in the miRNAs
+            yield from zip(futures.pop(future), future.result())
         finished = True
     finally:
         if not finished:
@@ -231,13 +232,16 @@ def _run_dask(fit_one: Callable, chunks: list[list[Task]], scheduler: str, n_wor
                                dashboard_address=None, env=worker_env(), silence_logs=40)
     try:
         with Client(cluster if cluster is not None else scheduler) as client:
-            futures = [client.submit(run_chunk, fit_one, chunk, pure=False) for chunk in chunks]
-            owner = dict(zip((future.key for future in futures), chunks))
+            pending = {future.key: (future, chunk) for chunk in chunks
+                       for future in [client.submit(run_chunk, fit_one, chunk, pure=False)]}
             try:
-                for future in as_completed(futures):
-                    yield from zip(owner[future.key], future.result())
+                for future in as_completed([future for future, _ in pending.values()]):
+                    _, chunk = pending.pop(future.key)
+                    result = future.result()
+                    future.release()  # the cluster frees a consumed chunk's posteriors
+                    yield from zip(chunk, result)
             finally:
-                client.cancel(futures)
+                client.cancel([future for future, _ in pending.values()])
     finally:
         if cluster is not None:
             cluster.close()

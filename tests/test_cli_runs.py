@@ -150,7 +150,7 @@ def test_all_fits_failed_exits_1(small, tmp_path, monkeypatch):
     from bayesmir.cli import app
     from bayesmir.inference import diagnostics_row
 
-    def always_fails(inference, problem, seed):
+    def always_fails(inference, problem, seed, loo=False):
         return None, diagnostics_row(problem.mirna, inference.name, message="failed: RuntimeError: no")
 
     monkeypatch.setattr(driver, "fit_safely", always_fails)

@@ -64,6 +64,35 @@ def test_every_task_once_with_its_output(scheduler):
     assert outputs == {t.key: 10 * t.key + t.problem.n_isomirs for t in tasks}
 
 
+class Payload:
+    """A fit's output that can be weakly referenced."""
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+
+def payload(problem, seed):
+    return Payload(seed)
+
+
+@pytest.mark.parametrize("scheduler", ["processes", "dask"])
+def test_consumed_outputs_are_released(scheduler):
+    """Memory flat in the number of miRNAs: the runner keeps no reference to the outputs of a chunk
+    the caller has consumed (only the current chunk's, at most 3 here, may be alive)."""
+    import gc
+    import weakref
+
+    sizes = [2, 3, 2, 4, 3, 2, 5]
+    tasks = [Task(k, simulate_problem(6, J, seed=k, name=f"m{k}"), k) for k, J in enumerate(sizes)]
+    refs, alive = [], []
+    for _, output in runner.run(payload, tasks, scheduler, 2):
+        refs.append(weakref.ref(output))
+        del output
+        gc.collect()
+        alive.append(sum(ref() is not None for ref in refs))
+    assert len(refs) == len(tasks) and max(alive) <= 3
+
+
 def test_unknown_scheduler_is_input_error():
     from bayesmir import InputError
 

@@ -56,7 +56,6 @@ from __future__ import annotations
 import math
 
 import arviz as az
-import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from scipy import optimize, special, stats
@@ -135,7 +134,7 @@ class LaplaceInference(Inference):
 
         def evaluate(psi):
             for z0 in (state["z"], cold):
-                value, grad, mode, converged = objective(jnp.asarray(psi), data, z0, self._priors_vec, q,
+                value, grad, mode, converged = objective(np.asarray(psi, dtype=float), data, z0, self._priors_vec, q,
                                                           self.family)
                 if bool(converged) and np.isfinite(float(value)):
                     state["z"] = mode
@@ -176,7 +175,7 @@ class LaplaceInference(Inference):
         ``mode``): the same program as the optimiser's, so no other program to compile.
         """
         step = 1e-4
-        grads = np.array([np.asarray(objective(jnp.asarray(psi + step * axis), data, mode, self._priors_vec, q,
+        grads = np.array([np.asarray(objective(psi + step * axis, data, mode, self._priors_vec, q,
                                                 self.family)[1]) for axis in np.eye(psi.size)])
         hessian = (grads - grad).T / step
         return 0.5 * (hessian + hessian.T)
@@ -211,7 +210,7 @@ class LaplaceInference(Inference):
         chunk = 1 << (2 * points.shape[1] - 1).bit_length()  # power of 2 >= the 2 d probes
         n = points.shape[0]
         padded = np.concatenate([points, np.broadcast_to(anchor[0], (-n % chunk, points.shape[1]))])
-        outputs = [log_posterior_many(jnp.asarray(padded[i:i + chunk]), data, jnp.asarray(anchor[0]), anchor[1],
+        outputs = [log_posterior_many(padded[i:i + chunk], data, np.asarray(anchor[0], dtype=float), anchor[1],
                                        extrapolate, self._priors_vec, q, self.family)
                    for i in range(0, padded.shape[0], chunk)]
         values = np.concatenate([np.asarray(value) for value, _, _ in outputs])[:n]
@@ -311,7 +310,7 @@ class LaplaceInference(Inference):
         points, log_w, k_hat, log_evidence, evidence_se, modes = self.importance_sample(
             psi, covariance, value, data, mode, q, self.n_points(problem.n_isomirs))
         weights = np.exp(log_w - special.logsumexp(log_w))
-        params, gaussians, beta_mean, beta_sd = laplace_posterior.gaussians_at(jnp.asarray(points), modes, data, q, self.family)
+        params, gaussians, beta_mean, beta_sd = laplace_posterior.gaussians_at(points, modes, data, q, self.family)
         chosen = laplace_posterior.systematic_resample(weights, int(self.options["draws"]), rng)
         posterior = self.posterior_draws(problem, data, points, params, gaussians, chosen, q, rng)
         posterior.attrs = {"method": self.name, "family": self.family, "mirna": problem.mirna,
@@ -342,7 +341,7 @@ class LaplaceInference(Inference):
         padded_size, q_size = gaussians.w.shape[1:]
         normals_w = np.zeros((S, padded_size, q_size))
         normals_w[:, :J] = rng.standard_normal((S, J, q_size))
-        latent = laplace_posterior.latent_draws(params, gaussians, jnp.asarray(chosen), data, normals_g, normals_w)
+        latent = laplace_posterior.latent_draws(params, gaussians, np.asarray(chosen), data, normals_g, normals_w)
         latent = {name: np.asarray(value) for name, value in latent.items()}
         latent["isomir_effect"] = latent["isomir_effect"][:, :J]
         values = hyper.constrained(points[chosen], q, self.family)

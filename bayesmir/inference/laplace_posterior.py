@@ -9,8 +9,6 @@ resampled by weight, the latent field drawn from its Gaussian given that ``psi``
 
 from __future__ import annotations
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,11 +17,12 @@ import xarray as xr
 from bayesmir import marginal
 from bayesmir.inference import hyper
 from bayesmir.problem import MirnaProblem
+from bayesmir.stored_programs import stored_program
 
 _DRAW_BATCH = 100  # draws vectorised at once (memory ~ batch x latent size x isomiRs)
 
 
-@partial(jax.jit, static_argnames=("q", "family"))
+@stored_program(static_argnames=("q", "family"))
 def gaussians_at(points, modes, data, q, family):
     """Engine parameters, latent Gaussians and ``beta``'s conditional mean and SD at each point.
 
@@ -46,7 +45,7 @@ def gaussians_at(points, modes, data, q, family):
     return jax.lax.map(one, (points, *modes))
 
 
-@jax.jit
+@stored_program
 def latent_draws(params, gaussians, chosen, data, normals_g, normals_w):
     """Latent draws for each resampled hyperparameter point from the Gaussians of :func:`gaussians_at`.
 

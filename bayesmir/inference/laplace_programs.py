@@ -10,16 +10,15 @@ fast path keeps the number of shapes small (:func:`bayesmir.marginal.padded_size
 
 from __future__ import annotations
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 
 from bayesmir import marginal
 from bayesmir.inference import hyper
+from bayesmir.stored_programs import stored_program
 
 
-@partial(jax.jit, static_argnames=("q", "family"))
+@stored_program(static_argnames=("q", "family"))
 def objective(psi, data, z0, priors_vec, q, family):
     """Log posterior of ``psi`` (up to p(y)), its gradient, the latent mode and its convergence."""
     priors = _priors_from_vec(priors_vec)
@@ -33,7 +32,7 @@ def objective(psi, data, z0, priors_vec, q, family):
     return value, grad, mode, converged
 
 
-@partial(jax.jit, static_argnames=("q", "family"))
+@stored_program(static_argnames=("q", "family"))
 def log_posterior_many(psis, data, centre, z_centre, extrapolate, priors_vec, q, family):
     """Log posterior of each row of ``psis``, its latent mode and whether the inner Newton
     iterations converged (sequential map: one compile).
