@@ -131,7 +131,11 @@ def measure(point: str, scheduler: str, jobs: int) -> None:
                    str(Path(folder) / "run"), str(report)]
         load_before, engine = os.getloadavg(), engine_label()  # the code the child imports
         start = time.perf_counter()
-        child = psutil.Popen(command, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        from bayesmir.runner import WORKER_ENV  # as the CLI: one-thread XLA in this process too, so the
+        # warm-up's compiled programs are the workers' (XLA's flags are part of the compile cache's key)
+
+        child = psutil.Popen(command, env={**os.environ, **WORKER_ENV,
+                                           "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
         peak = 0
         while child.poll() is None:
             peak = max(peak, tree_rss(child))
