@@ -206,8 +206,24 @@ def worker_pool(n_workers: int):
     """The reusable loky pool of ``n_workers`` processes with :data:`WORKER_ENV` and a watchdog."""
     from joblib.externals.loky import get_reusable_executor
 
-    return get_reusable_executor(max_workers=n_workers, env=worker_env(), initializer=watch_parent,
+    return get_reusable_executor(max_workers=n_workers, env=worker_env(), initializer=start_worker,
                                  timeout=300)
+
+
+#: Memory a loky worker may gain after its first task before loky restarts it as leaking (loky's
+#: default is 300 MB): a worker's compiled programs grow with every new shape it meets (~0.1-0.3 GB
+#: each, measured at 500 samples), which is no leak, and a restart costs seconds of imports and
+#: program loading (it happened mid-run at 2,000 miRNAs x 500 samples).
+WORKER_MEMORY_GROWTH = int(4e9)
+
+
+def start_worker() -> None:
+    """Initializer of a loky worker: the parent watchdog (:func:`watch_parent`) and loky's leak limit
+    raised to :data:`WORKER_MEMORY_GROWTH`."""
+    from joblib.externals.loky import process_executor
+
+    process_executor._MAX_MEMORY_LEAK_SIZE = max(process_executor._MAX_MEMORY_LEAK_SIZE, WORKER_MEMORY_GROWTH)
+    watch_parent()
 
 
 def worker_env() -> dict[str, str]:

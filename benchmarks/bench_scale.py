@@ -121,6 +121,10 @@ def measure(point: str, scheduler: str, jobs: int) -> None:
     """Run one point in a child process and append its rows to the results."""
     import psutil
 
+    # as the CLI: one-thread XLA in the child process too, so the warm-up's compiled programs are the
+    # workers' (XLA's flags are part of the compile cache's key)
+    from bayesmir.runner import WORKER_ENV
+
     n_mirnas, n_samples = (int(x) for x in point.lower().split("x"))
     keep = os.environ.get("BENCH_KEEP")  # a folder to keep the run folders in (to time the tables again)
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as folder:
@@ -131,9 +135,6 @@ def measure(point: str, scheduler: str, jobs: int) -> None:
                    str(Path(folder) / "run"), str(report)]
         load_before, engine = os.getloadavg(), engine_label()  # the code the child imports
         start = time.perf_counter()
-        from bayesmir.runner import WORKER_ENV  # as the CLI: one-thread XLA in this process too, so the
-        # warm-up's compiled programs are the workers' (XLA's flags are part of the compile cache's key)
-
         child = psutil.Popen(command, env={**os.environ, **WORKER_ENV,
                                            "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
         peak = 0
@@ -249,6 +250,16 @@ def summarise() -> None:
                    f"{row['table rows'] / row['n_mirnas']:.2f} s of it) + {per_table:.2f} s tables and writing: "
                    f"{CORNER[0]:,} miRNAs on 2 workers (perfect split) ~{corner / 60:.1f} min with the compile "
                    f"({row['compile']:.0f} s) = {corner / TARGET_SECONDS:.2f}x the target")]
+    measured = points[(points["n_mirnas"] == CORNER[0]) & (points["n_samples"] == CORNER[1])
+                      & (points["engine"] == after)]
+    for _, row in measured.iterrows():
+        direct.append(
+            f"- **measured** {CORNER[0]:,} x {CORNER[1]} ({row['scheduler']}, {int(row['jobs'])} jobs, load "
+            f"{row['load_before']:.1f}-{row['load_after']:.1f}, {row['date']}): `bayesmir.fit` {row['fit_total']:.0f} s "
+            f"= {row['fit_total'] / TARGET_SECONDS:.2f}x the 10-minute target (fits {row['fits']:.0f} s, writing "
+            f"{row['write']:.0f} s, tables {row['tables']:.0f} s), the whole process {row['wall_seconds']:.0f} s "
+            f"with the data simulated and a warm-up; peak {row['peak_gb']:.2f} GB (target {TARGET_GB:.0f} GB); "
+            f"run folder {row['disk_mb'] / 1000:.1f} GB")
     lines = [
         "# Scale of the fast path (`benchmarks/bench_scale.py`)", "",
         (f"Machine: {platform.platform()}, {os.cpu_count()} cores, shared with other helpers' and the lead's jobs "

@@ -93,6 +93,21 @@ def test_consumed_outputs_are_released(scheduler):
     assert len(refs) == len(tasks) and max(alive) <= 3
 
 
+def leak_limit(problem, seed):
+    from joblib.externals.loky import process_executor
+
+    return process_executor._MAX_MEMORY_LEAK_SIZE, os.getpid()
+
+
+def test_workers_are_not_restarted_for_their_compiled_programs():
+    """loky restarts a worker that gained 300 MB after its first task; bayesmir's workers may gain
+    WORKER_MEMORY_GROWTH (compiled programs of new shapes), and run in processes other than this one."""
+    tasks = [Task(k, simulate_problem(6, J, seed=k, name=f"m{k}"), k) for k, J in enumerate([2, 3])]
+    outputs = [output for _, output in runner.run(leak_limit, tasks, "processes", 2)]
+    assert all(limit == runner.WORKER_MEMORY_GROWTH > 3e8 for limit, _ in outputs)
+    assert all(pid != os.getpid() for _, pid in outputs)
+
+
 def test_unknown_scheduler_is_input_error():
     from bayesmir import InputError
 
