@@ -248,8 +248,10 @@ def _run_dask(fit_one: Callable, chunks: list[list[Task]], scheduler: str, n_wor
                                dashboard_address=None, env=worker_env(), silence_logs=40)
     try:
         with Client(cluster if cluster is not None else scheduler) as client:
-            pending = {future.key: (future, chunk) for chunk in chunks
-                       for future in [client.submit(run_chunk, fit_one, chunk, pure=False)]}
+            pending = {}
+            for chunk in chunks:
+                future = client.submit(run_chunk, fit_one, chunk, pure=False)
+                pending[future.key] = (future, chunk)
             try:
                 for future in as_completed([future for future, _ in pending.values()]):
                     _, chunk = pending.pop(future.key)

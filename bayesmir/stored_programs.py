@@ -12,18 +12,18 @@ exported with :mod:`jax.export` (the traced StableHLO, serialised) into
 XLA's persistent cache then supplies the compiled executable. The file name hashes everything
 the program depends on: the source of the whole ``bayesmir`` package, the JAX version, the
 function, its static arguments and the shapes and dtypes of its arguments, so a changed program
-is never read. Files are written under a temporary name and renamed (atomic; concurrent
-workers may write the same file). Called under a JAX trace (e.g. inside another ``jit``), or
-with the compile cache disabled, the function is simply jitted.
+is never read. Files are written under a temporary name and renamed
+(:func:`bayesmir.fit_files.write_atomically`; concurrent workers may write the same file).
+Called under a JAX trace (e.g. inside another ``jit``), or with the compile cache disabled,
+the function is simply jitted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,8 +32,8 @@ import numpy as np
 from jax import export
 
 from bayesmir import marginal
+from bayesmir.fit_files import write_atomically
 
-_SINGLE_DEVICE = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
 _TRACER = jax.core.Tracer
 
 export.register_namedtuple_serialization(marginal.Arrays, serialized_name="bayesmir.marginal.Arrays")
@@ -84,7 +84,8 @@ class _StoredProgram:
                 # every argument placed on the device by the jit itself: a mix of committed arguments
                 # (the program's own outputs fed back, e.g. a latent mode) and uncommitted ones
                 # would compile again
-                call = self._calls[key] = jax.jit(exported.call, in_shardings=_SINGLE_DEVICE)
+                device = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])  # not on import: no backend yet
+                call = self._calls[key] = jax.jit(exported.call, in_shardings=device)
         return call(*dynamic)
 
     def _exported(self, key, static: dict, dynamic: tuple) -> export.Exported:
@@ -95,10 +96,11 @@ class _StoredProgram:
         if stored is not None:
             return stored
         exported = export.export(jax.jit(functools.partial(self.function, **static)))(*dynamic)
-        try:
-            _write_atomically(path, exported.serialize())
-        except ImportError:
-            pass
+        # an unwritable cache (or no flatbuffers to serialise with) only costs the next process a trace
+        with contextlib.suppress(OSError, ImportError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            payload = exported.serialize()
+            write_atomically(path, lambda temporary: temporary.write_bytes(payload))
         return exported
 
 
@@ -121,14 +123,3 @@ def _source_digest() -> str:
         digest.update(file.read_bytes())
     return digest.hexdigest()
 
-
-def _write_atomically(path: Path, payload: bytes) -> None:
-    """``payload`` to ``path`` via a temporary file in the same folder and a rename; an unwritable
-    cache only costs the next process a trace."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as handle:
-            handle.write(payload)
-        os.replace(handle.name, path)
-    except OSError:
-        pass

@@ -140,13 +140,16 @@ def test_workers_die_with_their_parent():
 
 
 def test_import_changes_no_jax_setting():
-    """Importing bayesmir's JAX modules leaves x64, XLA_FLAGS and the compile cache alone."""
+    """Importing bayesmir's JAX modules leaves x64, XLA_FLAGS and the compile cache alone, and does
+    not start XLA's backend (the CLI sets XLA_FLAGS after these imports may have happened)."""
     script = textwrap.dedent("""
         import os, jax
+        from jax._src import xla_bridge
         before = (jax.config.x64_enabled, os.environ.get("XLA_FLAGS"), jax.config.jax_compilation_cache_dir)
         import bayesmir.frequentist, bayesmir.marginal, bayesmir.inference.laplace
         after = (jax.config.x64_enabled, os.environ.get("XLA_FLAGS"), jax.config.jax_compilation_cache_dir)
         assert before == after, (before, after)
+        assert not xla_bridge._backends, "importing bayesmir started XLA's backend"
         import numpy as np
         from bayesmir.marginal import pack_problem
         from bayesmir.problem import MirnaProblem
